@@ -1,0 +1,73 @@
+// Package jobs holds the River job contracts shared by the services that enqueue jobs and the
+// worker that runs them: queue names, argument types and the insert-only client services use
+// to enqueue inside their own transactions.
+package jobs
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+)
+
+// Schema holds River's tables.
+const Schema = "river"
+
+// Queues.
+const (
+	QueueImport         = "import"
+	QueueBulkOperations = "bulk-operations"
+	QueueEmailSend      = "email-send"
+	QueueNotifications  = "notifications"
+	QueueMaintenance    = "maintenance"
+)
+
+// Queues lists every queue with the number of jobs a worker runs at once on it.
+var Queues = map[string]int{
+	QueueImport:         2,
+	QueueBulkOperations: 2,
+	QueueEmailSend:      20,
+	QueueNotifications:  10,
+	QueueMaintenance:    1,
+}
+
+// RecipientStatusArgs asks for a recipient's status to change because of an engagement event
+// (bounce, complaint, unsubscribe). The event id makes it idempotent.
+type RecipientStatusArgs struct {
+	CompanyID   uuid.UUID `json:"company_id"`
+	WorkspaceID uuid.UUID `json:"workspace_id"`
+	DomainID    uuid.UUID `json:"domain_id"`
+	RecipientID uuid.UUID `json:"recipient_id"`
+	EventID     uuid.UUID `json:"event_id"`
+	// Status is one of unsubscribed, bounced, complained.
+	Status string `json:"status"`
+	Reason string `json:"reason"`
+}
+
+// Kind implements river.JobArgs.
+func (RecipientStatusArgs) Kind() string { return "recipient_status" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: one job per event, however often the
+// event is retried.
+func (RecipientStatusArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueNotifications,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
+// Inserter is an insert-only River client: services enqueue with it inside their own
+// transactions; only the worker runs jobs.
+type Inserter = river.Client[pgx.Tx]
+
+// NewInserter returns an insert-only client on pool.
+func NewInserter(pool *pgxpool.Pool) (*Inserter, error) {
+	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: Schema})
+	if err != nil {
+		return nil, fmt.Errorf("create river inserter: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/heraldmail/herald/migrations/pgtest"
+)
+
+// runMainEnv makes the test binary run main instead of the tests, so that
+// tests can check exit codes and what a person sees on stderr.
+const runMainEnv = "HERALD_MIGRATE_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Args = append([]string{"migrate"}, strings.Fields(os.Getenv(runMainEnv+"_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// runMain runs main in a child process with args and env (on top of a clean
+// environment) and returns its exit code and stderr.
+func runMain(t *testing.T, args string, env ...string) (int, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
+	cmd.Env = append([]string{runMainEnv + "=1", runMainEnv + "_ARGS=" + args, "PATH=" + os.Getenv("PATH")}, env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return exitErr.ExitCode(), stderr.String()
+	}
+	require.NoError(t, err)
+	return 0, stderr.String()
+}
+
+func TestUsage(t *testing.T) {
+	t.Parallel()
+
+	for _, args := range []string{"", "down", "up now", "help"} {
+		require.ErrorIs(t, run(t.Context(), zap.NewNop(), strings.Fields(args)), errUsage, args)
+
+		code, stderr := runMain(t, args)
+		require.Equal(t, 2, code, args)
+		require.Contains(t, stderr, "usage: migrate <command>", args)
+	}
+}
+
+func TestMissingDatabaseURL(t *testing.T) {
+	t.Parallel()
+
+	code, stderr := runMain(t, "up")
+	require.Equal(t, 1, code)
+	require.Equal(t, "migrate: DATABASE_URL is not set (nor DATABASE_URL_FILE)\n", stderr)
+}
+
+func TestErrorsNeverPrintTheURL(t *testing.T) {
+	t.Parallel()
+
+	code, stderr := runMain(t, "status", "DATABASE_URL=postgres://herald:s3cr3t@127.0.0.1:1/herald?sslmode=disable&connect_timeout=5")
+	require.Equal(t, 1, code)
+	require.NotContains(t, stderr, "s3cr3t")
+	require.Equal(t, 1, strings.Count(stderr, "\n"), stderr)
+}
+
+func TestLoadDatabaseURL(t *testing.T) {
+	t.Parallel()
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "database-url")
+	require.NoError(t, os.WriteFile(file, []byte("postgres://from-file\n"), 0o600))
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+
+	for name, tc := range map[string]struct {
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		"variable":             {env: map[string]string{"DATABASE_URL": "postgres://from-env"}, want: "postgres://from-env"},
+		"variable wins":        {env: map[string]string{"DATABASE_URL": "postgres://from-env", "DATABASE_URL_FILE": file}, want: "postgres://from-env"},
+		"file":                 {env: map[string]string{"DATABASE_URL_FILE": file}, want: "postgres://from-file"},
+		"neither":              {env: map[string]string{}, wantErr: "DATABASE_URL is not set (nor DATABASE_URL_FILE)"},
+		"missing file":         {env: map[string]string{"DATABASE_URL_FILE": filepath.Join(dir, "nope")}, wantErr: "read DATABASE_URL_FILE: "},
+		"empty file":           {env: map[string]string{"DATABASE_URL_FILE": empty}, wantErr: "DATABASE_URL_FILE names an empty file"},
+		"empty variable, file": {env: map[string]string{"DATABASE_URL": "", "DATABASE_URL_FILE": file}, want: "postgres://from-file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			got, err := loadDatabaseURL(func(k string) string { return tc.env[k] }, os.ReadFile)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestExecuteUpAndStatus(t *testing.T) {
+	t.Parallel()
+	databaseURL := pgtest.EmptyURL(t)
+	log := zaptest.NewLogger(t)
+
+	var out bytes.Buffer
+	require.NoError(t, execute(t.Context(), log, "status", databaseURL, &out))
+	require.Regexp(t, `(?m)^identity\s+0\s+1\s+false$`, out.String())
+
+	require.NoError(t, execute(t.Context(), log, "up", databaseURL, &out))
+
+	out.Reset()
+	require.NoError(t, execute(t.Context(), log, "status", databaseURL, &out))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 6, out.String())
+	require.Regexp(t, `^SCHEMA\s+VERSION\s+LATEST\s+DIRTY$`, lines[0])
+	for i, schema := range []string{"identity", "recipient", "campaign", "events"} {
+		require.Regexp(t, `^`+schema+`\s+1\s+1\s+false$`, lines[i+1])
+	}
+	require.Regexp(t, `^river\s+(\d+)\s+(\d+)\s+false$`, lines[5])
+	fields := strings.Fields(lines[5])
+	require.Equal(t, fields[1], fields[2], "river is fully migrated")
+}
+
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+
+	for _, tc := range []struct{ env, level string }{
+		{"production", ""},
+		{"production", "warn"},
+		{"development", "debug"},
+		{"", ""},
+	} {
+		log, err := newLogger(tc.env, tc.level)
+		require.NoError(t, err, tc)
+		require.NotNil(t, log)
+	}
+
+	_, err := newLogger("", "loud")
+	require.ErrorContains(t, err, "LOG_LEVEL")
+}

@@ -1,0 +1,459 @@
+// Package migrations owns Herald's database schema: the SQL of every owning
+// schema (identity, recipient, campaign, events), embedded in the binary, and
+// the runner that applies it together with River's own migrations.
+//
+// Each schema has its own linear golang-migrate history in
+// <schema>.schema_migrations, so a service's schema can move on without the
+// others. River's tables live in schema river and are migrated by River's own
+// migrator. A whole run holds one PostgreSQL advisory lock, so two deploys
+// running it at once apply every migration exactly once.
+package migrations
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"path"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	// Registers the pgx5:// database driver used by migrateSchema.
+	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+//go:embed sql
+var sqlFS embed.FS
+
+// RiverSchema is the schema that holds River's tables (river_job, ...).
+const RiverSchema = "river"
+
+// historyTable is the golang-migrate history table inside each owning schema.
+const historyTable = "schema_migrations"
+
+// lockName names the advisory lock held for a whole Up run; the key is derived
+// on the server with hashtextextended so that it is stable and readable.
+const lockName = "herald.migrations"
+
+// riverModulePath is the module whose version is part of Fingerprint.
+const riverModulePath = "github.com/riverqueue/river"
+
+// Schemas returns the owning schemas in the order Up migrates them.
+func Schemas() []string {
+	return []string{"identity", "recipient", "campaign", "events"}
+}
+
+// SchemaStatus is the migration state of one schema.
+type SchemaStatus struct {
+	// Schema is the schema name; the last entry of Status is RiverSchema.
+	Schema string
+	// Version is the last applied version, 0 when none is applied.
+	Version uint
+	// Dirty is true when a migration started but did not finish: the schema
+	// needs a look by hand before migrations can go on.
+	Dirty bool
+	// Latest is the highest version this binary knows; Version < Latest means
+	// that Up has migrations to apply.
+	Latest uint
+}
+
+// Up applies every pending migration: each owning schema in the order of
+// Schemas, then River's migrations in RiverSchema. It creates the schemas it
+// needs and holds an advisory lock for the whole run, so concurrent calls on
+// the same database wait for each other and the later ones find nothing to do.
+// databaseURL must be a postgres:// URL (golang-migrate takes no other form)
+// of a role allowed to create schemas.
+func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
+	base, err := parseDatabaseURL(databaseURL)
+	if err != nil {
+		return err
+	}
+
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		// Closing the session releases the advisory lock too.
+		_ = conn.Close(context.WithoutCancel(ctx))
+	}()
+
+	start := time.Now()
+	log.Info("waiting for migration lock", zap.String("lock", lockName))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockName); err != nil {
+		return fmt.Errorf("acquire migration lock: %w", err)
+	}
+	log.Info("migration lock acquired", zap.Duration("waited", time.Since(start)))
+
+	for _, schema := range Schemas() {
+		if err := createSchema(ctx, conn, schema); err != nil {
+			return err
+		}
+		if err := migrateSchema(ctx, base, schema, log); err != nil {
+			return err
+		}
+	}
+
+	if err := createSchema(ctx, conn, RiverSchema); err != nil {
+		return err
+	}
+	if err := migrateRiver(ctx, databaseURL, log); err != nil {
+		return err
+	}
+
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockName); err != nil {
+		return fmt.Errorf("release migration lock: %w", err)
+	}
+	log.Info("migrations applied", zap.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// Status reports the migration state of every owning schema, then of River.
+// It only reads: a database never migrated reports version 0 everywhere.
+func Status(ctx context.Context, databaseURL string) ([]SchemaStatus, error) {
+	if _, err := parseDatabaseURL(databaseURL); err != nil {
+		return nil, err
+	}
+
+	pool, err := newPool(ctx, databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+
+	statuses := make([]SchemaStatus, 0, len(Schemas())+1)
+	for _, schema := range Schemas() {
+		latest, err := latestVersion(schema)
+		if err != nil {
+			return nil, err
+		}
+		st := SchemaStatus{Schema: schema, Latest: latest}
+
+		table := pgx.Identifier{schema, historyTable}.Sanitize()
+		var exists bool
+		if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("look up %s: %w", table, err)
+		}
+		if exists {
+			var version int64
+			err := pool.QueryRow(ctx, "SELECT version, dirty FROM "+table+" LIMIT 1").Scan(&version, &st.Dirty)
+			switch {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				return nil, fmt.Errorf("read %s: %w", table, err)
+			case version > 0:
+				st.Version = uint(version)
+			}
+		}
+		statuses = append(statuses, st)
+	}
+
+	migrator, err := newRiverMigrator(pool)
+	if err != nil {
+		return nil, err
+	}
+	st := SchemaStatus{Schema: RiverSchema}
+	if all := migrator.AllVersions(); len(all) > 0 {
+		st.Latest = uint(all[len(all)-1].Version)
+	}
+	existing, err := migrator.ExistingVersions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read river migrations: %w", err)
+	}
+	if len(existing) > 0 {
+		st.Version = uint(existing[len(existing)-1].Version)
+	}
+	return append(statuses, st), nil
+}
+
+// Fingerprint is a hex SHA-256 over every embedded SQL file and River's
+// version and migrations: two binaries with the same fingerprint build the
+// same schema, so a database migrated by one can stand in for the other.
+func Fingerprint() (string, error) {
+	h := sha256.New()
+	err := fs.WalkDir(sqlFS, "sql", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := sqlFS.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", name, len(body))
+		h.Write(body)
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash migrations: %w", err)
+	}
+
+	fmt.Fprintf(h, "river\x00%s\x00", riverVersion())
+	migrator, err := newRiverMigrator(nil)
+	if err != nil {
+		return "", err
+	}
+	for _, m := range migrator.AllVersions() {
+		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.SQLUp, m.SQLDown)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// riverVersion is the version of the River module linked into this binary,
+// or "unknown" when the binary carries no module information.
+func riverVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	for _, dep := range info.Deps {
+		if dep.Path != riverModulePath {
+			continue
+		}
+		if dep.Replace != nil {
+			return dep.Replace.Path + "@" + dep.Replace.Version
+		}
+		return dep.Version
+	}
+	return "unknown"
+}
+
+// parseDatabaseURL checks that databaseURL is a postgres:// URL, the only form
+// golang-migrate accepts. Errors never repeat the URL: it holds a password.
+func parseDatabaseURL(databaseURL string) (*url.URL, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return nil, errors.New("parse database url: scheme must be postgres:// or postgresql://")
+	}
+	return u, nil
+}
+
+func createSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return fmt.Errorf("create schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+// migrateSchema applies the pending migrations of one owning schema with
+// golang-migrate. search_path puts the history table (and nothing else: the
+// SQL names its schema) in the schema itself.
+func migrateSchema(ctx context.Context, base *url.URL, schema string, log *zap.Logger) (err error) {
+	log = log.With(zap.String("schema", schema))
+
+	source, err := iofs.New(sqlFS, path.Join("sql", schema))
+	if err != nil {
+		return fmt.Errorf("open migrations of %s: %w", schema, err)
+	}
+
+	u := *base
+	u.Scheme = "pgx5"
+	q := u.Query()
+	q.Set("search_path", schema)
+	q.Set("x-migrations-table", historyTable)
+	u.RawQuery = q.Encode()
+
+	m, err := migrate.NewWithSourceInstance("iofs", source, u.String())
+	if err != nil {
+		_ = source.Close()
+		return fmt.Errorf("open migrator of %s: %w", schema, redactURLError(err))
+	}
+	defer func() {
+		srcErr, dbErr := m.Close()
+		if closeErr := errors.Join(srcErr, dbErr); closeErr != nil && err == nil {
+			err = fmt.Errorf("close migrator of %s: %w", schema, closeErr)
+		}
+	}()
+	m.Log = migrateLogger{log: log}
+
+	// golang-migrate has no context: stop it between migrations on cancel.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			select {
+			case m.GracefulStop <- true:
+			default:
+			}
+		case <-done:
+		}
+	}()
+
+	from, err := currentVersion(m)
+	if err != nil {
+		return fmt.Errorf("read version of %s: %w", schema, err)
+	}
+
+	start := time.Now()
+	err = m.Up()
+	var dirty migrate.ErrDirty
+	switch {
+	case errors.Is(err, migrate.ErrNoChange):
+		log.Info("schema up to date", zap.Uint("version", from))
+		return nil
+	case errors.As(err, &dirty):
+		return fmt.Errorf("migrate %s: version %d is dirty: repair it by hand, then force the version: %w", schema, dirty.Version, err)
+	case err != nil:
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("migrate %s: %w", schema, err)
+	}
+
+	to, err := currentVersion(m)
+	if err != nil {
+		return fmt.Errorf("read version of %s: %w", schema, err)
+	}
+	log.Info("schema migrated",
+		zap.Uint("from_version", from),
+		zap.Uint("version", to),
+		zap.Duration("duration", time.Since(start)),
+	)
+	return nil
+}
+
+func currentVersion(m *migrate.Migrate) (uint, error) {
+	version, _, err := m.Version()
+	if errors.Is(err, migrate.ErrNilVersion) {
+		return 0, nil
+	}
+	return version, err
+}
+
+// migrateRiver applies River's pending migrations in RiverSchema.
+func migrateRiver(ctx context.Context, databaseURL string, log *zap.Logger) error {
+	log = log.With(zap.String("schema", RiverSchema))
+
+	pool, err := newPool(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	migrator, err := newRiverMigrator(pool)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", RiverSchema, err)
+	}
+	if len(res.Versions) == 0 {
+		existing, err := migrator.ExistingVersions(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s migrations: %w", RiverSchema, err)
+		}
+		var version int
+		if len(existing) > 0 {
+			version = existing[len(existing)-1].Version
+		}
+		log.Info("schema up to date", zap.Int("version", version))
+		return nil
+	}
+	for _, v := range res.Versions {
+		log.Debug("river migration applied", zap.Int("version", v.Version), zap.String("name", v.Name), zap.Duration("duration", v.Duration))
+	}
+	log.Info("schema migrated",
+		zap.Int("version", res.Versions[len(res.Versions)-1].Version),
+		zap.Int("applied", len(res.Versions)),
+		zap.Duration("duration", time.Since(start)),
+	)
+	return nil
+}
+
+// newRiverMigrator returns River's migrator for RiverSchema; pool may be nil
+// when only the embedded migrations are read.
+func newRiverMigrator(pool *pgxpool.Pool) (*rivermigrate.Migrator[pgx.Tx], error) {
+	migrator, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{
+		// Up logs River's progress itself, with zap.
+		Logger: slog.New(slog.DiscardHandler),
+		Schema: RiverSchema,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new river migrator: %w", err)
+	}
+	return migrator, nil
+}
+
+func newPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	cfg.MaxConns = 2
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new pool: %w", err)
+	}
+	return pool, nil
+}
+
+// latestVersion is the highest version among the embedded migrations of
+// schema.
+func latestVersion(schema string) (uint, error) {
+	entries, err := sqlFS.ReadDir(path.Join("sql", schema))
+	if err != nil {
+		return 0, fmt.Errorf("list migrations of %s: %w", schema, err)
+	}
+	var latest uint
+	for _, e := range entries {
+		prefix, _, ok := strings.Cut(e.Name(), "_")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(prefix, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("version of %s/%s: %w", schema, e.Name(), err)
+		}
+		latest = max(latest, uint(v))
+	}
+	return latest, nil
+}
+
+// redactURLError drops the text of a *url.Error, which repeats the URL and
+// so the password in it.
+func redactURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
+}
+
+// migrateLogger sends golang-migrate's messages to zap at debug level.
+type migrateLogger struct {
+	log *zap.Logger
+}
+
+// Printf logs one golang-migrate message.
+func (l migrateLogger) Printf(format string, v ...any) {
+	l.log.Debug("golang-migrate", zap.String("detail", strings.TrimSpace(fmt.Sprintf(format, v...))))
+}
+
+// Verbose reports whether golang-migrate should send its verbose messages.
+func (l migrateLogger) Verbose() bool {
+	return l.log.Core().Enabled(zapcore.DebugLevel)
+}

@@ -1,0 +1,6 @@
+SET lock_timeout = '5s';
+SET statement_timeout = '60s';
+
+DROP TABLE IF EXISTS identity.domains;
+DROP TABLE IF EXISTS identity.workspaces;
+DROP TABLE IF EXISTS identity.companies;
