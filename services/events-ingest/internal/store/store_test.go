@@ -1,0 +1,287 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations/pgtest"
+	"github.com/heraldmail/herald/services/events-ingest/internal/events"
+	"github.com/heraldmail/herald/services/events-ingest/internal/store"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+type bundle struct {
+	pool   *pgxpool.Pool
+	tenant tenancy.Tenant
+}
+
+func setup(t *testing.T) (*store.Store, bundle) {
+	t.Helper()
+	pool := pgtest.Pool(t)
+	ins, err := jobs.NewInserter(pool)
+	require.NoError(t, err)
+	return store.New(pool, ins), bundle{pool: pool, tenant: newTenant()}
+}
+
+func newTenant() tenancy.Tenant {
+	return tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
+}
+
+// eventOpts overrides the defaults of newEvent.
+type eventOpts struct {
+	Type        events.Type
+	RecipientID uuid.UUID
+	BounceClass string
+	UserAgent   string
+}
+
+func newEvent(o eventOpts) events.Event {
+	if o.Type == "" {
+		o.Type = events.TypeOpen
+	}
+	e := events.Event{
+		ID:          uuid.New(),
+		Type:        o.Type,
+		CampaignID:  uuid.NullUUID{UUID: uuid.New(), Valid: true},
+		RecipientID: uuid.NullUUID{UUID: uuid.New(), Valid: true},
+		OccurredAt:  time.Now().UTC().Truncate(time.Microsecond),
+		UserAgent:   o.UserAgent,
+		IP:          "192.0.2.1",
+		URL:         "https://example.com/a",
+		BounceClass: o.BounceClass,
+	}
+	if o.RecipientID != uuid.Nil {
+		e.RecipientID = uuid.NullUUID{UUID: o.RecipientID, Valid: true}
+	}
+	return e
+}
+
+type storedEvent struct {
+	CompanyID, WorkspaceID, DomainID uuid.UUID
+	Type                             string
+	CampaignID, RecipientID          uuid.NullUUID
+	OccurredAt                       time.Time
+	UserAgent, IP, URL, BounceClass  string
+}
+
+func loadEvent(t *testing.T, pool *pgxpool.Pool, id uuid.UUID) storedEvent {
+	t.Helper()
+	var s storedEvent
+	err := pool.QueryRow(context.Background(), `SELECT company_id, workspace_id, domain_id, type, campaign_id,
+		recipient_id, occurred_at, user_agent, ip, url, bounce_class FROM events.email_events WHERE id = $1`, id).
+		Scan(&s.CompanyID, &s.WorkspaceID, &s.DomainID, &s.Type, &s.CampaignID, &s.RecipientID, &s.OccurredAt,
+			&s.UserAgent, &s.IP, &s.URL, &s.BounceClass)
+	require.NoError(t, err)
+	return s
+}
+
+func countEvents(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM events.email_events`).Scan(&n))
+	return n
+}
+
+type jobRow struct {
+	Kind, Queue, State string
+	Args               jobs.RecipientStatusArgs
+}
+
+func loadJobs(t *testing.T, pool *pgxpool.Pool) []jobRow {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT kind, queue, state, args FROM river.river_job ORDER BY id`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []jobRow
+	for rows.Next() {
+		var j jobRow
+		var raw []byte
+		require.NoError(t, rows.Scan(&j.Kind, &j.Queue, &j.State, &raw))
+		require.NoError(t, json.Unmarshal(raw, &j.Args))
+		out = append(out, j)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+func TestInsert_storesBatch(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	evs := []events.Event{newEvent(eventOpts{}), newEvent(eventOpts{Type: events.TypeClick, UserAgent: "Mozilla/5.0"}), newEvent(eventOpts{Type: events.TypeSent})}
+	evs[2].CampaignID = uuid.NullUUID{}
+	evs[2].RecipientID = uuid.NullUUID{}
+
+	n, err := s.Insert(ctx, b.tenant, evs)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, 3, countEvents(t, b.pool))
+
+	for _, e := range evs {
+		got := loadEvent(t, b.pool, e.ID)
+		require.Equal(t, storedEvent{
+			CompanyID: b.tenant.CompanyID, WorkspaceID: b.tenant.WorkspaceID, DomainID: b.tenant.DomainID,
+			Type: string(e.Type), CampaignID: e.CampaignID, RecipientID: e.RecipientID,
+			OccurredAt: got.OccurredAt, UserAgent: e.UserAgent, IP: e.IP, URL: e.URL, BounceClass: e.BounceClass,
+		}, got)
+		require.True(t, e.OccurredAt.Equal(got.OccurredAt))
+	}
+	require.Empty(t, loadJobs(t, b.pool), "opens, clicks and sends enqueue nothing")
+}
+
+func TestInsert_retryCountsOnce(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	evs := []events.Event{
+		newEvent(eventOpts{}),
+		newEvent(eventOpts{Type: events.TypeBounce, BounceClass: "hard"}),
+		newEvent(eventOpts{Type: events.TypeUnsubscribe}),
+	}
+
+	n, err := s.Insert(ctx, b.tenant, evs)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Len(t, loadJobs(t, b.pool), 2)
+
+	n, err = s.Insert(ctx, b.tenant, evs)
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+	require.Equal(t, 3, countEvents(t, b.pool))
+	require.Len(t, loadJobs(t, b.pool), 2, "a retried batch enqueues nothing more")
+
+	// A batch mixing known and new events stores only the new ones.
+	fresh := newEvent(eventOpts{Type: events.TypeComplaint})
+	n, err = s.Insert(ctx, b.tenant, []events.Event{evs[1], fresh})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Len(t, loadJobs(t, b.pool), 3)
+}
+
+func TestInsert_statusJobs(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	bounce := newEvent(eventOpts{Type: events.TypeBounce, BounceClass: "mailbox-full"})
+	complaint := newEvent(eventOpts{Type: events.TypeComplaint})
+	unsubscribe := newEvent(eventOpts{Type: events.TypeUnsubscribe})
+	open := newEvent(eventOpts{})
+
+	_, err := s.Insert(ctx, b.tenant, []events.Event{bounce, open, complaint, unsubscribe})
+	require.NoError(t, err)
+
+	want := func(e events.Event, status, reason string) jobRow {
+		return jobRow{Kind: "recipient_status", Queue: jobs.QueueNotifications, State: "available", Args: jobs.RecipientStatusArgs{
+			CompanyID: b.tenant.CompanyID, WorkspaceID: b.tenant.WorkspaceID, DomainID: b.tenant.DomainID,
+			RecipientID: e.RecipientID.UUID, EventID: e.ID, Status: status, Reason: reason,
+		}}
+	}
+	require.ElementsMatch(t, []jobRow{
+		want(bounce, "bounced", "bounce: mailbox-full"),
+		want(complaint, "complained", "complaint"),
+		want(unsubscribe, "unsubscribed", "unsubscribe"),
+	}, loadJobs(t, b.pool))
+}
+
+// A failure after the jobs were enqueued rolls back the events and the jobs together: a
+// deferred constraint trigger fails the commit, which comes after both inserts.
+func TestInsert_rollsBackEventsAndJobsTogether(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	_, err := b.pool.Exec(ctx, `
+		CREATE FUNCTION events.fail_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.user_agent = 'fail-at-commit' THEN
+				RAISE EXCEPTION 'event marked to fail' USING ERRCODE = 'check_violation';
+			END IF;
+			RETURN NULL;
+		END $$;
+		CREATE CONSTRAINT TRIGGER fail_marked AFTER INSERT ON events.email_events
+			DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION events.fail_marked();`)
+	require.NoError(t, err)
+
+	bounce := newEvent(eventOpts{Type: events.TypeBounce, BounceClass: "hard"})
+	marked := newEvent(eventOpts{UserAgent: "fail-at-commit"})
+	_, err = s.Insert(ctx, b.tenant, []events.Event{bounce, marked})
+	require.Error(t, err)
+
+	require.Equal(t, 0, countEvents(t, b.pool))
+	require.Empty(t, loadJobs(t, b.pool))
+
+	// The same bounce without the marked event goes through, with its one job.
+	n, err := s.Insert(ctx, b.tenant, []events.Event{bounce})
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Len(t, loadJobs(t, b.pool), 1)
+}
+
+func TestInsert_tenantIsolation(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	ctx := context.Background()
+	other := newTenant()
+	mine := newEvent(eventOpts{Type: events.TypeBounce})
+	theirs := newEvent(eventOpts{Type: events.TypeBounce})
+
+	_, err := s.Insert(ctx, b.tenant, []events.Event{mine})
+	require.NoError(t, err)
+	_, err = s.Insert(ctx, other, []events.Event{theirs})
+	require.NoError(t, err)
+
+	got := loadEvent(t, b.pool, mine.ID)
+	require.Equal(t, b.tenant, tenancy.Tenant{CompanyID: got.CompanyID, WorkspaceID: got.WorkspaceID, DomainID: got.DomainID})
+	got = loadEvent(t, b.pool, theirs.ID)
+	require.Equal(t, other, tenancy.Tenant{CompanyID: got.CompanyID, WorkspaceID: got.WorkspaceID, DomainID: got.DomainID})
+
+	// Another tenant replaying a known id neither stores it again nor takes it over.
+	n, err := s.Insert(ctx, other, []events.Event{mine})
+	require.NoError(t, err)
+	require.Equal(t, 0, n)
+	got = loadEvent(t, b.pool, mine.ID)
+	require.Equal(t, b.tenant.CompanyID, got.CompanyID)
+
+	byCompany := map[uuid.UUID]int{}
+	for _, j := range loadJobs(t, b.pool) {
+		byCompany[j.Args.CompanyID]++
+		if j.Args.CompanyID == b.tenant.CompanyID {
+			require.Equal(t, mine.ID, j.Args.EventID)
+		} else {
+			require.Equal(t, theirs.ID, j.Args.EventID)
+			require.Equal(t, other.DomainID, j.Args.DomainID)
+		}
+	}
+	require.Equal(t, map[uuid.UUID]int{b.tenant.CompanyID: 1, other.CompanyID: 1}, byCompany)
+}
+
+func TestInsert_rejectsIncompleteTenant(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	_, err := s.Insert(context.Background(), tenancy.Tenant{CompanyID: uuid.New()}, []events.Event{newEvent(eventOpts{})})
+	require.ErrorIs(t, err, tenancy.ErrInvalidTenant)
+	require.Equal(t, 0, countEvents(t, b.pool))
+}
+
+func TestInsert_fullBatch(t *testing.T) {
+	t.Parallel()
+	s, b := setup(t)
+	evs := make([]events.Event, events.MaxBatch)
+	for i := range evs {
+		evs[i] = newEvent(eventOpts{})
+	}
+	n, err := s.Insert(context.Background(), b.tenant, evs)
+	require.NoError(t, err)
+	require.Equal(t, events.MaxBatch, n)
+	require.Equal(t, events.MaxBatch, countEvents(t, b.pool))
+}

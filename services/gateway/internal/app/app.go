@@ -1,0 +1,171 @@
+// Package app wires the gateway: configuration, logging, the PostgreSQL pool and Redis client
+// behind the health checks, the gRPC client connections to the services, the public REST
+// server and the admin server, all run under one graceful lifecycle.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/heraldmail/herald/libs/admin"
+	"github.com/heraldmail/herald/libs/config"
+	"github.com/heraldmail/herald/libs/errtrack"
+	"github.com/heraldmail/herald/libs/health"
+	"github.com/heraldmail/herald/libs/lifecycle"
+	"github.com/heraldmail/herald/libs/logging"
+	"github.com/heraldmail/herald/libs/metrics"
+	"github.com/heraldmail/herald/libs/postgres"
+	"github.com/heraldmail/herald/libs/redisconn"
+	"github.com/heraldmail/herald/libs/rpc"
+	"github.com/heraldmail/herald/libs/tenancy"
+	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
+	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
+	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
+	"github.com/heraldmail/herald/proto/gen/openapi"
+	"github.com/heraldmail/herald/services/gateway/internal/rest"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// Service is the process name in logs, metrics and pg_stat_activity.
+const Service = "gateway"
+
+// Version is the release reported to error tracking.
+const Version = "dev"
+
+// Run runs the gateway until ctx is cancelled or a SIGTERM/SIGINT arrives, then shuts it down
+// gracefully. It returns nil after a clean shutdown. boot is the logger used until the
+// configuration names the real one.
+func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
+	boot.Info("starting", zap.String("version", Version))
+	var cfg Config
+	if err := config.Load(&cfg, env); err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	if cfg.AdminPort == 0 {
+		cfg.AdminPort = DefaultAdminPort
+	}
+
+	log, err := logging.New(Service, cfg.AppEnv, cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("build logger: %w", err)
+	}
+	log, flush, err := errtrack.Wrap(log, cfg.Base, Service, Version)
+	if err != nil {
+		return fmt.Errorf("set up error tracking: %w", err)
+	}
+	defer flush()
+	defer func() { _ = log.Sync() }()
+	log.Info("config loaded", zap.Any("config", config.Masked(cfg)))
+
+	pool, err := postgres.Connect(ctx, cfg.Database, Service, log)
+	if err != nil {
+		return fmt.Errorf("connect postgres: %w", err)
+	}
+	defer pool.Close()
+	rdb := redisconn.Connect(ctx, cfg.Redis, log)
+	defer func() { _ = rdb.Close() }()
+
+	reg := metrics.NewRegistry()
+	if err := metrics.RegisterPool(reg, pool); err != nil {
+		return fmt.Errorf("register pool metrics: %w", err)
+	}
+	full, ready := health.Standard(pool, rdb)
+	h := health.New(full, ready)
+
+	conns, err := dialServices(cfg)
+	if err != nil {
+		return err
+	}
+	defer conns.close(log)
+
+	api := rest.NewAPIMux(log, cfg.HTTPBodyLimit)
+	if err := conns.register(ctx, api); err != nil {
+		return err
+	}
+	public := rest.NewServer(rest.NewHandler(rest.Options{
+		Log:         log,
+		Registry:    reg,
+		Health:      h,
+		Verifier:    tenancy.NewVerifier(cfg.JWTSecret),
+		FrontendURL: cfg.FrontendURL,
+		BodyLimit:   cfg.HTTPBodyLimit,
+		OpenAPI:     openapi.JSON(),
+	}, api))
+	adminSrv := admin.Server(admin.Mux(reg, h))
+
+	var lc net.ListenConfig
+	publicLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
+	}
+	adminLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(cfg.AdminPort)))
+	if err != nil {
+		_ = publicLn.Close()
+		return fmt.Errorf("listen on ADMIN_PORT %d: %w", cfg.AdminPort, err)
+	}
+	log.Info("listening", zap.Int("port", cfg.Port), zap.Int("admin_port", cfg.AdminPort))
+
+	if err := lifecycle.Run(ctx, log, lifecycle.Options{
+		DrainDelay:      cfg.DrainDelay,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		OnDrain: func() {
+			h.SetDraining()
+			// Clients reconnect, through the load balancer, to an instance that stays.
+			public.SetKeepAlivesEnabled(false)
+		},
+	},
+		lifecycle.NewHTTPServer("public http", public, publicLn),
+		lifecycle.NewHTTPServer("admin http", adminSrv, adminLn),
+	); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	return nil
+}
+
+// serviceConns are the client connections to the services behind the API.
+type serviceConns struct {
+	recipient, campaign, events *grpc.ClientConn
+}
+
+func dialServices(cfg Config) (*serviceConns, error) {
+	var c serviceConns
+	var err error
+	if c.recipient, err = rpc.Dial(cfg.RecipientGRPCAddr); err != nil {
+		return nil, fmt.Errorf("RECIPIENT_GRPC_ADDR: %w", err)
+	}
+	if c.campaign, err = rpc.Dial(cfg.CampaignGRPCAddr); err != nil {
+		_ = c.recipient.Close()
+		return nil, fmt.Errorf("CAMPAIGN_GRPC_ADDR: %w", err)
+	}
+	if c.events, err = rpc.Dial(cfg.EventsGRPCAddr); err != nil {
+		_ = c.recipient.Close()
+		_ = c.campaign.Close()
+		return nil, fmt.Errorf("EVENTS_GRPC_ADDR: %w", err)
+	}
+	return &c, nil
+}
+
+// register routes the API's paths to the services.
+func (c *serviceConns) register(ctx context.Context, mux *runtime.ServeMux) error {
+	if err := recipientv1.RegisterRecipientServiceHandler(ctx, mux, c.recipient); err != nil {
+		return fmt.Errorf("register recipient routes: %w", err)
+	}
+	if err := campaignv1.RegisterCampaignServiceHandler(ctx, mux, c.campaign); err != nil {
+		return fmt.Errorf("register campaign routes: %w", err)
+	}
+	if err := eventsv1.RegisterEventsIngestServiceHandler(ctx, mux, c.events); err != nil {
+		return fmt.Errorf("register events routes: %w", err)
+	}
+	return nil
+}
+
+func (c *serviceConns) close(log *zap.Logger) {
+	if err := errors.Join(c.recipient.Close(), c.campaign.Close(), c.events.Close()); err != nil {
+		log.Warn("close service connections", zap.Error(err))
+	}
+}
