@@ -6,6 +6,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -18,7 +19,7 @@ import (
 // process starts and reports itself not ready until it is); it fails on a malformed
 // configuration.
 func Connect(ctx context.Context, cfg config.Database, appName string, log *zap.Logger) (*pgxpool.Pool, error) {
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := pgxpool.ParseConfig(withTLSDefault(cfg.URL, cfg.TLS))
 	if err != nil {
 		// The parse error may quote the URL; say only which variable is wrong.
 		return nil, &config.Error{Var: "DATABASE_URL", Reason: "cannot be parsed as a PostgreSQL connection URL"}
@@ -48,4 +49,24 @@ func Connect(ctx context.Context, cfg config.Database, appName string, log *zap.
 			zap.String("host", pc.ConnConfig.Host), zap.Uint16("port", pc.ConnConfig.Port))
 	}
 	return pool, nil
+}
+
+// withTLSDefault makes TLS mean a verified connection: when TLS is required and the URL does
+// not choose an sslmode, pgx's default ("prefer") could fall back to plain text, so the URL
+// gets sslmode=verify-full.
+func withTLSDefault(raw string, tls bool) string {
+	if !tls {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	q := u.Query()
+	if q.Get("sslmode") != "" {
+		return raw
+	}
+	q.Set("sslmode", "verify-full")
+	u.RawQuery = q.Encode()
+	return u.String()
 }

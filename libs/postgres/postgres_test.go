@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,4 +57,17 @@ func TestConnectRejectsPlaintextWhenTLSIsRequired(t *testing.T) {
 	var cerr *config.Error
 	require.ErrorAs(t, err, &cerr)
 	require.NotContains(t, err.Error(), "secret-sentinel")
+}
+
+func TestTLSWithoutSSLModeMeansVerifyFull(t *testing.T) {
+	t.Parallel()
+	// The server does not speak TLS, so a verified connection fails; the point is that the
+	// pool refuses to fall back to plain text.
+	pool, err := postgres.Connect(context.Background(), config.Database{
+		URL: strings.SplitN(testenv.DatabaseURL(t), "?", 2)[0], PoolSize: 1, TLS: true, StatementTimeout: time.Second, ConnectTimeout: time.Second,
+	}, "herald-test", zaptest.NewLogger(t))
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	require.NotNil(t, pool.Config().ConnConfig.TLSConfig)
+	require.Empty(t, pool.Config().ConnConfig.Fallbacks, "no plain-text fallback")
 }

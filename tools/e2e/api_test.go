@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/heraldmail/herald/libs/tenancy"
+)
+
+// tenant is a company with one workspace and one domain, and a user token of the company.
+type tenant struct {
+	company, workspace, domain uuid.UUID
+	token                      string
+}
+
+// newTenant makes up a tenant with fresh ids and signs a token for it.
+func newTenant(t *testing.T, s *system) tenant {
+	t.Helper()
+	tn := tenant{company: uuid.New(), workspace: uuid.New(), domain: uuid.New()}
+	tok, err := tenancy.NewSigner(s.deps.jwtSecret).Sign("user-"+uuid.NewString(), tn.company, tenancy.KindUser, time.Hour)
+	require.NoError(t, err)
+	tn.token = tok
+	return tn
+}
+
+// path is the REST path of the tenant's domain followed by rest.
+func (tn tenant) path(rest string) string {
+	return "/v1/workspaces/" + tn.workspace.String() + "/domains/" + tn.domain.String() + rest
+}
+
+// api calls the gateway's REST API as a client.
+type api struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+// newAPI returns a client of the shared system's gateway.
+func newAPI(t *testing.T, s *system) *api {
+	t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	t.Cleanup(c.CloseIdleConnections)
+	return &api{t: t, base: s.gateway, http: c}
+}
+
+// do sends a request with token (none when empty) and a JSON body (none when nil), and
+// decodes a JSON answer into out when out is not nil. It returns the status and raw body.
+func (a *api) do(method, path, token string, body, out any) (int, []byte) {
+	a.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(a.t, err)
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	require.NoError(a.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := a.http.Do(req)
+	require.NoError(a.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(a.t, err)
+	if out != nil {
+		require.NoError(a.t, json.Unmarshal(raw, out), "answer of %s %s: %s", method, path, raw)
+	}
+	return resp.StatusCode, raw
+}
+
+// restError is the gateway's error shape.
+type restError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	Details   []any  `json:"details"`
+	RequestID string `json:"request_id"`
+}
+
+// requireError checks that raw is the error shape with code, and that it gives nothing of
+// the server's insides away.
+func requireError(t *testing.T, raw []byte, code string) restError {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(raw, &fields), "error body: %s", raw)
+	require.ElementsMatch(t, []string{"code", "message", "details", "request_id"}, keys(fields), "error body: %s", raw)
+	var e restError
+	require.NoError(t, json.Unmarshal(raw, &e))
+	require.Equal(t, code, e.Code, "error body: %s", raw)
+	require.NotEmpty(t, e.Message)
+	require.NotNil(t, e.Details, "details is always a list")
+	require.NotEmpty(t, e.RequestID)
+	lower := strings.ToLower(e.Message)
+	for _, leak := range []string{"sqlstate", "duplicate key", "constraint", "pgx", "goroutine", "panic", "rpc error"} {
+		require.NotContains(t, lower, leak, "the message gives internals away: %s", e.Message)
+	}
+	return e
+}
+
+func keys(m map[string]json.RawMessage) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// recipient is the JSON of a recipient (snake_case field names).
+type recipient struct {
+	ID           string         `json:"id"`
+	WorkspaceID  string         `json:"workspace_id"`
+	DomainID     string         `json:"domain_id"`
+	Email        string         `json:"email"`
+	Status       string         `json:"status"`
+	StatusReason string         `json:"status_reason"`
+	Attributes   map[string]any `json:"attributes"`
+	CreateTime   string         `json:"create_time"`
+}
+
+type recipientResponse struct {
+	Recipient recipient `json:"recipient"`
+}
+
+// createRecipient creates a recipient with a unique address and returns it.
+func createRecipient(t *testing.T, a *api, tn tenant) recipient {
+	t.Helper()
+	email := "ada+" + uuid.NewString()[:8] + "@example.com"
+	var got recipientResponse
+	code, raw := a.do(http.MethodPost, tn.path("/recipients"), tn.token,
+		map[string]any{"email": email, "attributes": map[string]any{"plan": "pro"}}, nil)
+	require.Equal(t, http.StatusOK, code, "create recipient: %s", raw)
+	require.NoError(t, json.Unmarshal(raw, &got))
+	require.Equal(t, email, got.Recipient.Email)
+	return got.Recipient
+}
+
+func TestRecipientCreateAndGet(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	tn := newTenant(t, s)
+
+	created := createRecipient(t, a, tn)
+	require.NotEmpty(t, created.ID)
+	require.Equal(t, tn.workspace.String(), created.WorkspaceID)
+	require.Equal(t, tn.domain.String(), created.DomainID)
+	require.Equal(t, "RECIPIENT_STATUS_SUBSCRIBED", created.Status)
+	require.Equal(t, map[string]any{"plan": "pro"}, created.Attributes)
+	require.NotEmpty(t, created.CreateTime)
+
+	var got recipientResponse
+	code, raw := a.do(http.MethodGet, tn.path("/recipients/"+created.ID), tn.token, nil, &got)
+	require.Equal(t, http.StatusOK, code, "get recipient: %s", raw)
+	require.Equal(t, created, got.Recipient)
+}
+
+func TestRecipientDuplicateEmailConflicts(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	tn := newTenant(t, s)
+
+	first := createRecipient(t, a, tn)
+	code, raw := a.do(http.MethodPost, tn.path("/recipients"), tn.token, map[string]any{"email": first.Email}, nil)
+	require.Equal(t, http.StatusConflict, code, "duplicate email: %s", raw)
+	requireError(t, raw, "already_exists")
+
+	// The same address in another domain is another recipient.
+	other := tn
+	other.domain = uuid.New()
+	code, raw = a.do(http.MethodPost, other.path("/recipients"), other.token, map[string]any{"email": first.Email}, nil)
+	require.Equal(t, http.StatusOK, code, "same email in another domain: %s", raw)
+}
+
+func TestRecipientOfAnotherTenantIsNotFound(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	owner := newTenant(t, s)
+	intruder := newTenant(t, s)
+	r := createRecipient(t, a, owner)
+
+	// Tenant B's token on tenant A's route and id: B's company does not own it.
+	code, raw := a.do(http.MethodGet, owner.path("/recipients/"+r.ID), intruder.token, nil, nil)
+	require.Equal(t, http.StatusNotFound, code, "cross-tenant get: %s", raw)
+	requireError(t, raw, "not_found")
+
+	// Tenant B's own route with A's recipient id.
+	code, raw = a.do(http.MethodGet, intruder.path("/recipients/"+r.ID), intruder.token, nil, nil)
+	require.Equal(t, http.StatusNotFound, code, "cross-tenant get: %s", raw)
+	requireError(t, raw, "not_found")
+
+	// The answer is the same as for an id that does not exist at all.
+	code, raw = a.do(http.MethodGet, owner.path("/recipients/"+uuid.NewString()), owner.token, nil, nil)
+	require.Equal(t, http.StatusNotFound, code, "missing recipient: %s", raw)
+	requireError(t, raw, "not_found")
+}
+
+func TestRequestsNeedAToken(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	tn := newTenant(t, s)
+
+	code, raw := a.do(http.MethodGet, tn.path("/recipients/"+uuid.NewString()), "", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, code, "%s", raw)
+	requireError(t, raw, "unauthenticated")
+
+	forged, err := tenancy.NewSigner(randomSecret()).Sign("user", tn.company, tenancy.KindUser, time.Hour)
+	require.NoError(t, err)
+	code, raw = a.do(http.MethodGet, tn.path("/recipients/"+uuid.NewString()), forged, nil, nil)
+	require.Equal(t, http.StatusUnauthorized, code, "%s", raw)
+	requireError(t, raw, "unauthenticated")
+}
+
+// campaign is the JSON of a campaign.
+type campaign struct {
+	ID          string `json:"id"`
+	WorkspaceID string `json:"workspace_id"`
+	DomainID    string `json:"domain_id"`
+	Name        string `json:"name"`
+	Subject     string `json:"subject"`
+	FromEmail   string `json:"from_email"`
+	HTMLBody    string `json:"html_body"`
+	TextBody    string `json:"text_body"`
+	State       string `json:"state"`
+}
+
+type campaignResponse struct {
+	Campaign campaign `json:"campaign"`
+}
+
+// createCampaign creates a draft campaign and returns it.
+func createCampaign(t *testing.T, a *api, tn tenant) campaign {
+	t.Helper()
+	var got campaignResponse
+	code, raw := a.do(http.MethodPost, tn.path("/campaigns"), tn.token, map[string]any{
+		"name":       "Spring launch",
+		"subject":    "Hello {{first_name}}",
+		"from_email": "news@example.com",
+		"html_body":  "<p>Hello {{first_name}}</p>",
+		"text_body":  "Hello {{first_name}}",
+	}, nil)
+	require.Equal(t, http.StatusOK, code, "create campaign: %s", raw)
+	require.NoError(t, json.Unmarshal(raw, &got))
+	return got.Campaign
+}
+
+func TestCampaignCreateAndGet(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	tn := newTenant(t, s)
+
+	created := createCampaign(t, a, tn)
+	require.NotEmpty(t, created.ID)
+	require.Equal(t, "CAMPAIGN_STATE_DRAFT", created.State)
+	require.Equal(t, "Spring launch", created.Name)
+	require.Equal(t, tn.domain.String(), created.DomainID)
+
+	var got campaignResponse
+	code, raw := a.do(http.MethodGet, tn.path("/campaigns/"+created.ID), tn.token, nil, &got)
+	require.Equal(t, http.StatusOK, code, "get campaign: %s", raw)
+	require.Equal(t, created, got.Campaign)
+
+	other := newTenant(t, s)
+	code, raw = a.do(http.MethodGet, tn.path("/campaigns/"+created.ID), other.token, nil, nil)
+	require.Equal(t, http.StatusNotFound, code, "cross-tenant get: %s", raw)
+	requireError(t, raw, "not_found")
+}
+
+// ingestResponse is the answer of events:batch; zero counts are omitted from the JSON.
+type ingestResponse struct {
+	Accepted   int `json:"accepted"`
+	Duplicates int `json:"duplicates"`
+}
+
+// TestBounceMarksRecipientBounced follows an event through the whole system: the gateway
+// hands the batch to events-ingest, which stores it and enqueues a River job in the same
+// transaction; the worker runs the job and calls the recipient service, which marks the
+// recipient bounced.
+func TestBounceMarksRecipientBounced(t *testing.T) {
+	t.Parallel()
+	s := shared(t)
+	a := newAPI(t, s)
+	tn := newTenant(t, s)
+	r := createRecipient(t, a, tn)
+	c := createCampaign(t, a, tn)
+	bystander := createRecipient(t, a, tn)
+
+	now := time.Now().UTC()
+	event := func(typ, recipientID string, extra map[string]any) map[string]any {
+		e := map[string]any{
+			"id":           uuid.NewString(),
+			"type":         typ,
+			"campaign_id":  c.ID,
+			"recipient_id": recipientID,
+			"occur_time":   now.Format(time.RFC3339Nano),
+		}
+		for k, v := range extra {
+			e[k] = v
+		}
+		return e
+	}
+	batch := map[string]any{"events": []map[string]any{
+		event("EVENT_TYPE_SENT", r.ID, nil),
+		event("EVENT_TYPE_SENT", bystander.ID, nil),
+		event("EVENT_TYPE_DELIVERED", bystander.ID, nil),
+		event("EVENT_TYPE_OPEN", bystander.ID, map[string]any{"user_agent": "e2e", "ip": "192.0.2.1"}),
+		event("EVENT_TYPE_BOUNCE", r.ID, map[string]any{"bounce_class": "hard"}),
+	}}
+
+	var res ingestResponse
+	code, raw := a.do(http.MethodPost, tn.path("/events:batch"), tn.token, batch, &res)
+	require.Equal(t, http.StatusOK, code, "ingest: %s", raw)
+	require.Equal(t, ingestResponse{Accepted: 5}, res)
+
+	// Poll until the worker has applied the bounce.
+	var got recipientResponse
+	waitFor(t, 30*time.Second, "the recipient to be bounced", func() (bool, string) {
+		code, raw := a.do(http.MethodGet, tn.path("/recipients/"+r.ID), tn.token, nil, &got)
+		require.Equal(t, http.StatusOK, code, "get recipient: %s", raw)
+		if got.Recipient.Status != "RECIPIENT_STATUS_BOUNCED" {
+			require.Equal(t, "RECIPIENT_STATUS_SUBSCRIBED", got.Recipient.Status)
+		}
+		return got.Recipient.Status == "RECIPIENT_STATUS_BOUNCED", "status " + got.Recipient.Status
+	})
+	require.Equal(t, "bounce: hard", got.Recipient.StatusReason)
+
+	// The same batch again: every event is a duplicate, nothing is stored twice.
+	res = ingestResponse{}
+	code, raw = a.do(http.MethodPost, tn.path("/events:batch"), tn.token, batch, &res)
+	require.Equal(t, http.StatusOK, code, "ingest again: %s", raw)
+	require.Equal(t, ingestResponse{Accepted: 0, Duplicates: 5}, res)
+
+	// Events that change nothing left the other recipient alone.
+	code, raw = a.do(http.MethodGet, tn.path("/recipients/"+bystander.ID), tn.token, nil, &got)
+	require.Equal(t, http.StatusOK, code, "get recipient: %s", raw)
+	require.Equal(t, "RECIPIENT_STATUS_SUBSCRIBED", got.Recipient.Status)
+}
