@@ -7,15 +7,24 @@
 // others. River's tables live in schema river and are migrated by River's own
 // migrator. A whole run holds one PostgreSQL advisory lock, so two deploys
 // running it at once apply every migration exactly once.
+//
+// A migration file runs as one multi-statement Exec, which PostgreSQL runs as
+// one (implicit) transaction: it applies whole or not at all. A file headed
+// `-- herald:no-transaction` runs one statement per Exec instead, each in its
+// own transaction, because CREATE INDEX CONCURRENTLY and its kin refuse to
+// run inside a transaction block; the linter (package lint) keeps such a file
+// to one statement besides its SETs.
 package migrations
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/url"
@@ -26,6 +35,8 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/golang-migrate/migrate/v4/database"
+
 	// Registers the pgx5:// database driver used by migrateSchema.
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/golang-migrate/migrate/v4/source/iofs"
@@ -35,6 +46,8 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/heraldmail/herald/migrations/lint/sqlfile"
 )
 
 //go:embed sql
@@ -52,6 +65,12 @@ const lockName = "herald.migrations"
 
 // riverModulePath is the module whose version is part of Fingerprint.
 const riverModulePath = "github.com/riverqueue/river"
+
+// Files returns the embedded migration files, at
+// sql/<schema>/NNNNNN_name.up.sql and .down.sql.
+func Files() fs.FS {
+	return sqlFS
+}
 
 // Schemas returns the owning schemas in the order Up migrates them.
 func Schemas() []string {
@@ -104,7 +123,7 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 		if err := createSchema(ctx, conn, schema); err != nil {
 			return err
 		}
-		if err := migrateSchema(ctx, base, schema, log); err != nil {
+		if err := migrateSchema(ctx, base, sqlFS, schema, log); err != nil {
 			return err
 		}
 	}
@@ -256,13 +275,14 @@ func createSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
 	return nil
 }
 
-// migrateSchema applies the pending migrations of one owning schema with
-// golang-migrate. search_path puts the history table (and nothing else: the
-// SQL names its schema) in the schema itself.
-func migrateSchema(ctx context.Context, base *url.URL, schema string, log *zap.Logger) (err error) {
+// migrateSchema applies the pending migrations of one owning schema, read
+// from sql/<schema> in files, with golang-migrate. search_path puts the
+// history table (and nothing else: the SQL names its schema) in the schema
+// itself.
+func migrateSchema(ctx context.Context, base *url.URL, files fs.FS, schema string, log *zap.Logger) (err error) {
 	log = log.With(zap.String("schema", schema))
 
-	source, err := iofs.New(sqlFS, path.Join("sql", schema))
+	source, err := iofs.New(files, path.Join("sql", schema))
 	if err != nil {
 		return fmt.Errorf("open migrations of %s: %w", schema, err)
 	}
@@ -274,9 +294,15 @@ func migrateSchema(ctx context.Context, base *url.URL, schema string, log *zap.L
 	q.Set("x-migrations-table", historyTable)
 	u.RawQuery = q.Encode()
 
-	m, err := migrate.NewWithSourceInstance("iofs", source, u.String())
+	db, err := database.Open(u.String())
 	if err != nil {
 		_ = source.Close()
+		return fmt.Errorf("open database for %s: %w", schema, redactURLError(err))
+	}
+	m, err := migrate.NewWithInstance("iofs", source, "pgx5", fileRunner{Driver: db})
+	if err != nil {
+		_ = source.Close()
+		_ = db.Close()
 		return fmt.Errorf("open migrator of %s: %w", schema, redactURLError(err))
 	}
 	defer func() {
@@ -331,6 +357,40 @@ func migrateSchema(ctx context.Context, base *url.URL, schema string, log *zap.L
 		zap.Uint("version", to),
 		zap.Duration("duration", time.Since(start)),
 	)
+	return nil
+}
+
+// fileRunner is golang-migrate's database driver with one change: it runs a
+// file headed `-- herald:no-transaction` one statement at a time. The
+// driver's Run sends the whole file as one Exec, which PostgreSQL runs as an
+// implicit transaction, and CREATE INDEX CONCURRENTLY (DROP INDEX
+// CONCURRENTLY, REINDEX CONCURRENTLY, ...) refuses to run in one. One Exec
+// per statement on the driver's single connection runs each statement in a
+// transaction of its own, while session settings (SET lock_timeout) carry
+// over from one to the next.
+type fileRunner struct {
+	database.Driver
+}
+
+// Run runs one migration file.
+func (r fileRunner) Run(migration io.Reader) error {
+	body, err := io.ReadAll(migration)
+	if err != nil {
+		return fmt.Errorf("read migration: %w", err)
+	}
+	if !sqlfile.NoTransaction(string(body)) {
+		return r.Driver.Run(bytes.NewReader(body))
+	}
+	file, err := sqlfile.Parse(string(body))
+	if err != nil {
+		// Nothing has run yet: the file is left for a person to fix.
+		return fmt.Errorf("split no-transaction migration: %w", err)
+	}
+	for _, st := range file.Statements {
+		if err := r.Driver.Run(strings.NewReader(st.Text)); err != nil {
+			return fmt.Errorf("no-transaction migration, statement at line %d: %w", st.Line, err)
+		}
+	}
 	return nil
 }
 

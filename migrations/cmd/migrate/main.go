@@ -1,15 +1,18 @@
-// Command migrate applies Herald's database migrations (`migrate up`) or
-// reports how far each schema is migrated (`migrate status`).
+// Command migrate applies Herald's database migrations (`migrate up`),
+// reports how far each schema is migrated (`migrate status`), or checks the
+// migrations against the zero-downtime rules (`migrate lint`).
 //
-// It reads the database URL from DATABASE_URL, or from the file named by
-// DATABASE_URL_FILE. Logs go to stderr: JSON when APP_ENV=production, a
-// console format otherwise, at LOG_LEVEL (default info). `migrate status`
-// prints its table on stdout.
+// up and status read the database URL from DATABASE_URL, or from the file
+// named by DATABASE_URL_FILE. Logs go to stderr: JSON when
+// APP_ENV=production, a console format otherwise, at LOG_LEVEL (default
+// info). `migrate status` prints its table on stdout, `migrate lint` its
+// findings; lint exits 1 when there is any.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +25,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/heraldmail/herald/migrations"
+	"github.com/heraldmail/herald/migrations/lint"
 )
 
 const usage = `usage: migrate <command>
@@ -29,8 +33,14 @@ const usage = `usage: migrate <command>
 commands:
   up      apply every pending migration (owning schemas, then River)
   status  print each schema's version, latest known version and dirty flag
+  lint [-code-root DIR]... [PATH]...
+          check migrations against the zero-downtime rules (docs/migrations.md);
+          exits 1 on any finding. PATHs are .sql files or directories on disk
+          (default: the migrations built into this binary). -code-root names a
+          directory searched for Go references to the flag of a contract step
+          (repeatable; default: the repository root, where go.work is)
 
-environment:
+environment (up and status):
   DATABASE_URL       postgres:// URL of the database
   DATABASE_URL_FILE  file holding that URL (used when DATABASE_URL is unset)
   APP_ENV            production for JSON logs
@@ -64,6 +74,9 @@ func main() {
 
 // run carries out the command named by args (without the program name).
 func run(ctx context.Context, log *zap.Logger, args []string) error {
+	if len(args) > 0 && args[0] == "lint" {
+		return runLint(args[1:], os.Stdout, os.Getwd)
+	}
 	if len(args) != 1 || (args[0] != "up" && args[0] != "status") {
 		return errUsage
 	}
@@ -91,6 +104,63 @@ func execute(ctx context.Context, log *zap.Logger, command, databaseURL string, 
 	default:
 		return errUsage
 	}
+}
+
+// runLint lints the migrations named by args (the embedded ones when args
+// names none) and prints every finding to out. It fails when there is any.
+func runLint(args []string, out io.Writer, getwd func() (string, error)) error {
+	fset := flag.NewFlagSet("lint", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	var roots stringList
+	fset.Var(&roots, "code-root", "directory searched for references to a contract step's flag (repeatable)")
+	if err := fset.Parse(args); err != nil {
+		return errUsage
+	}
+
+	if len(roots) == 0 {
+		// Without go.work above, no root: only a contract step needs one,
+		// and the linter says so when it meets one.
+		if wd, err := getwd(); err == nil {
+			if root, err := lint.RepoRoot(wd); err == nil {
+				roots = stringList{root}
+			}
+		}
+	}
+	linter := lint.New(lint.Options{CodeRoots: roots})
+
+	var (
+		findings []lint.Finding
+		err      error
+	)
+	if paths := fset.Args(); len(paths) > 0 {
+		findings, err = linter.LintPaths(paths...)
+	} else {
+		findings, err = linter.LintFS(migrations.Files())
+	}
+	if err != nil {
+		return fmt.Errorf("lint: %w", err)
+	}
+	for _, f := range findings {
+		if _, err := fmt.Fprintf(out, "%s\n\n", f); err != nil {
+			return fmt.Errorf("lint: write findings: %w", err)
+		}
+	}
+	if len(findings) > 0 {
+		return fmt.Errorf("lint: %d finding(s)", len(findings))
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+// String implements flag.Value.
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+// Set implements flag.Value.
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 // writeStatus prints one row per schema.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +152,73 @@ func TestNewLogger(t *testing.T) {
 
 	_, err := newLogger("", "loud")
 	require.ErrorContains(t, err, "LOG_LEVEL")
+}
+
+func TestLint(t *testing.T) {
+	t.Parallel()
+	testdata := filepath.Join("..", "..", "lint", "testdata")
+	getwd := os.Getwd
+
+	t.Run("embedded migrations are clean", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		require.NoError(t, runLint(nil, &out, getwd))
+		require.Empty(t, out.String())
+	})
+
+	t.Run("findings fail", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		err := runLint([]string{filepath.Join(testdata, "bad", "ZD004_add_column_not_null.sql"), filepath.Join(testdata, "bad", "ZD010_truncate.sql")}, &out, getwd)
+		require.EqualError(t, err, "lint: 2 finding(s)")
+		require.Contains(t, out.String(), "ZD004_add_column_not_null.sql:4: ZD004 error: ")
+		require.Contains(t, out.String(), "ZD010_truncate.sql:4: ZD010 error: ")
+		require.Contains(t, out.String(), "\n    TRUNCATE TABLE events.email_events\n    fix: ")
+	})
+
+	t.Run("clean paths pass", func(t *testing.T) {
+		t.Parallel()
+		var out bytes.Buffer
+		require.NoError(t, runLint([]string{filepath.Join(testdata, "good")}, &out, getwd))
+		require.Empty(t, out.String())
+	})
+
+	t.Run("code roots", func(t *testing.T) {
+		t.Parallel()
+		contract := filepath.Join(testdata, "contract")
+		var out bytes.Buffer
+		err := runLint([]string{"-code-root", filepath.Join(testdata, "code", "used"), contract}, &out, getwd)
+		require.EqualError(t, err, "lint: 2 finding(s)")
+		require.Contains(t, out.String(), "still references the flag")
+
+		out.Reset()
+		require.NoError(t, runLint([]string{"-code-root", filepath.Join(testdata, "code", "unused"), contract}, &out, getwd))
+
+		// Outside the repository, without -code-root, a contract step
+		// cannot be checked.
+		outside := func() (string, error) { return t.TempDir(), nil }
+		require.ErrorContains(t, runLint([]string{contract}, &out, outside), "no code root")
+	})
+
+	t.Run("bad flags", func(t *testing.T) {
+		t.Parallel()
+		require.ErrorIs(t, runLint([]string{"-nope"}, io.Discard, getwd), errUsage)
+		require.ErrorIs(t, runLint([]string{"-code-root"}, io.Discard, getwd), errUsage)
+	})
+}
+
+func TestLintExitCodes(t *testing.T) {
+	t.Parallel()
+	bad := filepath.Join("..", "..", "lint", "testdata", "bad", "ZD010_truncate.sql")
+
+	code, stderr := runMain(t, "lint "+bad)
+	require.Equal(t, 1, code)
+	require.Equal(t, "migrate: lint: 1 finding(s)\n", stderr)
+
+	code, stderr = runMain(t, "lint")
+	require.Equal(t, 0, code, stderr)
+
+	code, stderr = runMain(t, "lint -nope")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "usage: migrate <command>")
 }

@@ -1,0 +1,5 @@
+SET lock_timeout = '5s';
+SET statement_timeout = '60s';
+
+CREATE INDEX recipients_domain_id_status_idx
+    ON recipient.recipients (domain_id, status);

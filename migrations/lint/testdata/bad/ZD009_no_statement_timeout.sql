@@ -1,0 +1,3 @@
+SET lock_timeout = '5s';
+CREATE TABLE campaign.templates (id uuid PRIMARY KEY);
+SET statement_timeout = '60s';

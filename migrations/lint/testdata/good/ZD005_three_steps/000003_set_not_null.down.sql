@@ -1,0 +1,1 @@
+ALTER TABLE recipient.recipients ALTER COLUMN last_event_id DROP NOT NULL;
