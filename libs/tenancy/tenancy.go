@@ -21,6 +21,9 @@ import (
 var (
 	ErrUnauthenticated = errors.New("missing or invalid credentials")
 	ErrInvalidTenant   = errors.New("invalid workspace or domain id")
+	// ErrOutOfScope is a route outside the partition a downscoped token was issued for;
+	// services answer it as not found.
+	ErrOutOfScope = errors.New("not found")
 )
 
 // Tenant is the data partition a request works in.
@@ -36,6 +39,11 @@ type Principal struct {
 	Subject   string
 	CompanyID uuid.UUID
 	Kind      Kind
+	// WorkspaceID and DomainID are set when the token is narrowed to one partition; Role with
+	// them.
+	WorkspaceID uuid.UUID
+	DomainID    uuid.UUID
+	Role        string
 	// Token is the bearer token the principal was verified from, forwarded on outgoing calls.
 	Token string
 }
@@ -54,7 +62,8 @@ func PrincipalFrom(ctx context.Context) (Principal, bool) {
 }
 
 // Scope resolves the tenant of a request from its verified principal and the workspace and
-// domain ids of its route.
+// domain ids of its route. A token narrowed to a workspace or domain only reaches that one:
+// any other route is ErrOutOfScope.
 func Scope(ctx context.Context, workspaceID, domainID string) (Tenant, error) {
 	p, ok := PrincipalFrom(ctx)
 	if !ok || p.CompanyID == uuid.Nil {
@@ -67,6 +76,9 @@ func Scope(ctx context.Context, workspaceID, domainID string) (Tenant, error) {
 	dom, err := uuid.Parse(domainID)
 	if err != nil {
 		return Tenant{}, fmt.Errorf("domain_id: %w", ErrInvalidTenant)
+	}
+	if (p.WorkspaceID != uuid.Nil && p.WorkspaceID != ws) || (p.DomainID != uuid.Nil && p.DomainID != dom) {
+		return Tenant{}, ErrOutOfScope
 	}
 	return Tenant{CompanyID: p.CompanyID, WorkspaceID: ws, DomainID: dom}, nil
 }

@@ -31,6 +31,20 @@ type Claims struct {
 	jwt.RegisteredClaims
 	CompanyID string `json:"cid"`
 	Kind      Kind   `json:"knd"`
+	// WorkspaceID and DomainID narrow a token to one tenant partition: the gateway forwards
+	// such a downscoped token after it authorized the route, and internal callers mint one per
+	// job. Empty on a user's own access token.
+	WorkspaceID string `json:"wid,omitempty"`
+	DomainID    string `json:"did,omitempty"`
+	// Role is the caller's role in the workspace, set on downscoped tokens.
+	Role string `json:"rol,omitempty"`
+}
+
+// Scoped narrows a token to one workspace and domain with a role.
+type Scoped struct {
+	WorkspaceID uuid.UUID
+	DomainID    uuid.UUID
+	Role        string
 }
 
 // KeyID derives the key id of a secret: a hash prefix, so rotation needs no extra
@@ -54,6 +68,11 @@ func NewSigner(secret string) *Signer {
 
 // Sign issues a token for subject in company, of kind, valid for ttl.
 func (s *Signer) Sign(subject string, company uuid.UUID, kind Kind, ttl time.Duration) (string, error) {
+	return s.SignScoped(subject, company, kind, Scoped{}, ttl)
+}
+
+// SignScoped issues a token narrowed to scope (zero ids leave it unscoped).
+func (s *Signer) SignScoped(subject string, company uuid.UUID, kind Kind, scope Scoped, ttl time.Duration) (string, error) {
 	now := s.now()
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -67,6 +86,13 @@ func (s *Signer) Sign(subject string, company uuid.UUID, kind Kind, ttl time.Dur
 		},
 		CompanyID: company.String(),
 		Kind:      kind,
+		Role:      scope.Role,
+	}
+	if scope.WorkspaceID != uuid.Nil {
+		claims.WorkspaceID = scope.WorkspaceID.String()
+	}
+	if scope.DomainID != uuid.Nil {
+		claims.DomainID = scope.DomainID.String()
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
 	tok.Header["kid"] = s.kid
@@ -77,9 +103,19 @@ func (s *Signer) Sign(subject string, company uuid.UUID, kind Kind, ttl time.Dur
 	return out, nil
 }
 
+// ServiceTokenTTL is the lifetime of tokens minted for internal callers.
+const ServiceTokenTTL = 2 * time.Minute
+
 // ServiceToken issues a short-lived token for an internal caller acting for company.
 func (s *Signer) ServiceToken(service string, company uuid.UUID) (string, error) {
-	return s.Sign("service:"+service, company, KindService, 2*time.Minute)
+	return s.Sign("service:"+service, company, KindService, ServiceTokenTTL)
+}
+
+// ServiceTokenFor issues a short-lived token for an internal caller acting in one tenant
+// partition, e.g. the worker running a job for a domain.
+func (s *Signer) ServiceTokenFor(service string, t Tenant) (string, error) {
+	return s.SignScoped("service:"+service, t.CompanyID, KindService,
+		Scoped{WorkspaceID: t.WorkspaceID, DomainID: t.DomainID}, ServiceTokenTTL)
 }
 
 // Verifier checks tokens against the current secret and, during a rotation, the previous one.
@@ -125,5 +161,16 @@ func (v *Verifier) Verify(token string) (Principal, error) {
 	if err != nil || claims.Subject == "" || (claims.Kind != KindUser && claims.Kind != KindService) {
 		return Principal{}, fmt.Errorf("verify token claims: %w", ErrUnauthenticated)
 	}
-	return Principal{Subject: claims.Subject, CompanyID: company, Kind: claims.Kind, Token: token}, nil
+	p := Principal{Subject: claims.Subject, CompanyID: company, Kind: claims.Kind, Role: claims.Role, Token: token}
+	if claims.WorkspaceID != "" {
+		if p.WorkspaceID, err = uuid.Parse(claims.WorkspaceID); err != nil {
+			return Principal{}, fmt.Errorf("verify token scope: %w", ErrUnauthenticated)
+		}
+	}
+	if claims.DomainID != "" {
+		if p.DomainID, err = uuid.Parse(claims.DomainID); err != nil {
+			return Principal{}, fmt.Errorf("verify token scope: %w", ErrUnauthenticated)
+		}
+	}
+	return p, nil
 }

@@ -121,3 +121,31 @@ func TestScope(t *testing.T) {
 	_, err = tenancy.Scope(ctx, ws.String(), "")
 	require.ErrorIs(t, err, tenancy.ErrInvalidTenant)
 }
+
+func TestScopedTokens(t *testing.T) {
+	t.Parallel()
+	tn := tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
+	tok, err := tenancy.NewSigner(current).ServiceTokenFor("worker", tn)
+	require.NoError(t, err)
+	p, err := tenancy.NewVerifier(current).Verify(tok)
+	require.NoError(t, err)
+	require.Equal(t, tn.WorkspaceID, p.WorkspaceID)
+	require.Equal(t, tn.DomainID, p.DomainID)
+	require.Equal(t, tenancy.KindService, p.Kind)
+
+	ctx := tenancy.WithPrincipal(context.Background(), p)
+	got, err := tenancy.Scope(ctx, tn.WorkspaceID.String(), tn.DomainID.String())
+	require.NoError(t, err)
+	require.Equal(t, tn, got)
+	_, err = tenancy.Scope(ctx, tn.WorkspaceID.String(), uuid.NewString())
+	require.ErrorIs(t, err, tenancy.ErrOutOfScope, "another domain is out of scope")
+	_, err = tenancy.Scope(ctx, uuid.NewString(), tn.DomainID.String())
+	require.ErrorIs(t, err, tenancy.ErrOutOfScope, "another workspace is out of scope")
+
+	user, err := tenancy.NewSigner(current).SignScoped("u", tn.CompanyID, tenancy.KindUser,
+		tenancy.Scoped{WorkspaceID: tn.WorkspaceID, DomainID: tn.DomainID, Role: "editor"}, time.Minute)
+	require.NoError(t, err)
+	p, err = tenancy.NewVerifier(current).Verify(user)
+	require.NoError(t, err)
+	require.Equal(t, "editor", p.Role)
+}
