@@ -49,7 +49,7 @@ func TestDefaultsOutsideProduction(t *testing.T) {
 	require.Equal(t, 7*24*time.Hour, c.Refresh)
 	require.Equal(t, 5*time.Second, c.DrainDelay)
 	require.Equal(t, 30*time.Second, c.ShutdownTimeout)
-	require.Equal(t, "localhost", c.Redis.Host)
+	require.Equal(t, "localhost", c.Host)
 }
 
 func TestProductionDefaults(t *testing.T) {

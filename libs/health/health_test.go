@@ -30,7 +30,7 @@ func hang(ctx context.Context) (map[string]any, error) {
 func get(t *testing.T, h http.Handler, path string) (int, health.Report) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(context.Background(), http.MethodGet, path, nil))
 	var rep health.Report
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &rep), rec.Body.String())
 	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))

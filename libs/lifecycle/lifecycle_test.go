@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // slowServer serves GET /slow, which takes 2 seconds, and /ready, which reports draining.
 func slowServer(t *testing.T, draining *atomic.Bool, started chan<- struct{}) (*lifecycle.HTTPServer, string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +86,10 @@ func TestInFlightRequestFinishesDuringShutdown(t *testing.T) {
 	require.Equal(t, "done", r.body)
 	require.NoError(t, <-runErr)
 
-	_, err = http.Get(base + "/ready") //nolint:noctx // test client
+	resp, err = http.Get(base + "/ready") //nolint:noctx // test client
+	if err == nil {
+		resp.Body.Close()
+	}
 	require.Error(t, err, "the listener is closed after shutdown")
 }
 
@@ -120,7 +123,7 @@ func TestShutdownTimeoutBoundsInFlightWork(t *testing.T) {
 
 func TestSignalStartsShutdown(t *testing.T) {
 	// Not parallel: it signals the test process itself.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := grpc.NewServer()
 	var drained atomic.Bool
@@ -133,7 +136,7 @@ func TestSignalStartsShutdown(t *testing.T) {
 		}, lifecycle.NewGRPCServer("grpc", srv, ln))
 	}()
 	require.Eventually(t, func() bool {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := (&net.Dialer{}).DialContext(context.Background(), "tcp", ln.Addr().String())
 		if err == nil {
 			c.Close()
 		}

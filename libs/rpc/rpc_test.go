@@ -41,7 +41,7 @@ func start(t *testing.T) (string, *rpc.Health, *prometheus.Registry) {
 	srv, hs := rpc.NewServer(rpc.ServerOptions{Log: zaptest.NewLogger(t), Registry: reg, Verifier: tenancy.NewVerifier(secret)})
 	testgrpc.RegisterTestServiceServer(srv, echo{})
 	hs.SetServing("grpc.testing.TestService")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Stop)
