@@ -91,12 +91,14 @@ type SchemaStatus struct {
 	Latest uint
 }
 
-// Up applies every pending migration: each owning schema in the order of
-// Schemas, then River's migrations in RiverSchema. It creates the schemas it
-// needs and holds an advisory lock for the whole run, so concurrent calls on
-// the same database wait for each other and the later ones find nothing to do.
-// databaseURL must be a postgres:// URL (golang-migrate takes no other form)
-// of a role allowed to create schemas.
+// Up applies every pending migration: it makes sure the service roles exist
+// (see ServiceRoles), migrates each owning schema in the order of Schemas,
+// then applies River's migrations in RiverSchema and grants River's tables to
+// the roles that use them. It creates the schemas it needs and holds an
+// advisory lock for the whole run, so concurrent calls on the same database
+// wait for each other and the later ones find nothing to do. databaseURL must
+// be a postgres:// URL (golang-migrate takes no other form) of a role allowed
+// to create schemas, and to create roles while any service role is missing.
 func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 	base, err := parseDatabaseURL(databaseURL)
 	if err != nil {
@@ -119,6 +121,10 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 	}
 	log.Info("migration lock acquired", zap.Duration("waited", time.Since(start)))
 
+	if err := ensureRoles(ctx, conn, log); err != nil {
+		return err
+	}
+
 	for _, schema := range Schemas() {
 		if err := createSchema(ctx, conn, schema); err != nil {
 			return err
@@ -132,6 +138,9 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 		return err
 	}
 	if err := migrateRiver(ctx, databaseURL, log); err != nil {
+		return err
+	}
+	if err := grantRiver(ctx, conn); err != nil {
 		return err
 	}
 
@@ -220,6 +229,9 @@ func Fingerprint() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("hash migrations: %w", err)
 	}
+
+	// The roles and River's grants are part of the schema a database gets.
+	fmt.Fprintf(h, "roles\x00%s\x00%s\x00", rolesSQL(), riverGrantsSQL())
 
 	fmt.Fprintf(h, "river\x00%s\x00", riverVersion())
 	migrator, err := newRiverMigrator(nil)

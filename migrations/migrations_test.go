@@ -82,6 +82,12 @@ func TestUpCreatesEveryTable(t *testing.T) {
 		"identity.companies",
 		"identity.workspaces",
 		"identity.domains",
+		"identity.users",
+		"identity.memberships",
+		"identity.invitations",
+		"identity.api_keys",
+		"identity.refresh_tokens",
+		"identity.platform_operators",
 		"identity.schema_migrations",
 		"recipient.recipients",
 		"recipient.schema_migrations",
@@ -195,7 +201,7 @@ func TestUpRefusesDirtySchema(t *testing.T) {
 	require.True(t, statuses[1].Dirty)
 
 	err = migrations.Up(ctx, b.url, b.log)
-	require.ErrorContains(t, err, "migrate recipient: version 1 is dirty")
+	require.ErrorContains(t, err, "migrate recipient: version 2 is dirty")
 }
 
 func TestUpNeverRepeatsThePassword(t *testing.T) {

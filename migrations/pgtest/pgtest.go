@@ -19,6 +19,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -93,10 +94,34 @@ func EmptyURL(t testing.TB) string {
 // finishes.
 func Pool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	dbURL := URL(t)
-	pool, err := pgxpool.New(context.Background(), dbURL)
+	return Open(t, URL(t))
+}
+
+// URLAs returns databaseURL (a URL from URL or EmptyURL) with its user
+// replaced by role and no password: the same database, as role.
+func URLAs(t testing.TB, databaseURL, role string) string {
+	t.Helper()
+	roleURL, err := migrations.RoleURL(databaseURL, role)
 	if err != nil {
-		t.Fatalf("pgtest: new pool: %v", err)
+		t.Fatalf("pgtest: url as %s: %v", role, err)
+	}
+	return roleURL
+}
+
+// PoolAs returns a pool on a new database of URL(t), connected as role (one
+// of migrations.ServiceRoles), closed when the test finishes.
+func PoolAs(t testing.TB, role string) *pgxpool.Pool {
+	t.Helper()
+	return Open(t, URLAs(t, URL(t), role))
+}
+
+// Open returns a pool on databaseURL, closed when the test finishes: with
+// URL and URLAs, a superuser pool and a role's pool on one database.
+func Open(t testing.TB, databaseURL string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), databaseURL)
+	if err != nil {
+		t.Fatalf("pgtest: new pool: %v", redactURLError(err))
 	}
 	// Cleanups run last-in first-out: the pool closes before URL drops the
 	// database.
@@ -290,6 +315,16 @@ func withDatabase(server, name string) (string, error) {
 	u.Path = "/" + name
 	u.RawPath = ""
 	return u.String(), nil
+}
+
+// redactURLError drops the text of a *url.Error, which repeats the URL and
+// so the password in it.
+func redactURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
 }
 
 // sanitize keeps the letters, digits, '_', '-' and '/' of a test name, turns

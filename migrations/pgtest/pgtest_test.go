@@ -190,3 +190,34 @@ func TestWithDatabase(t *testing.T) {
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "s3cr3t")
 }
+
+func TestPoolAs(t *testing.T) {
+	t.Parallel()
+	pool := PoolAs(t, migrations.RoleRecipient)
+
+	var user, database string
+	var super bool
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT current_user, current_database(), current_setting('is_superuser') = 'on'").
+		Scan(&user, &database, &super))
+	require.Equal(t, migrations.RoleRecipient, user)
+	require.True(t, strings.HasPrefix(database, clonePrefix), database)
+	require.False(t, super)
+
+	// Migrated: the role's own table is there, and row-level security hides
+	// every row when no tenant is set.
+	var count int
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT count(*) FROM recipient.recipients").Scan(&count))
+	require.Zero(t, count)
+}
+
+func TestURLAs(t *testing.T) {
+	t.Parallel()
+	dbURL := URL(t)
+	roleURL := URLAs(t, dbURL, migrations.RoleWorker)
+	require.Equal(t, currentDatabase(t, dbURL), currentDatabase(t, roleURL))
+
+	pool := Open(t, roleURL)
+	var user string
+	require.NoError(t, pool.QueryRow(t.Context(), "SELECT current_user").Scan(&user))
+	require.Equal(t, migrations.RoleWorker, user)
+}

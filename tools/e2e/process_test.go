@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heraldmail/herald/migrations"
 )
 
 // serviceNames lists the five processes.
@@ -192,6 +195,10 @@ func (o *output) tail(n int) string {
 // startProcess starts the binary name from bins with exactly env. The process lives until it
 // is stopped with sigterm or kill (or the test binary dies).
 func startProcess(bins, name string, p ports, env map[string]string) (*process, error) {
+	env, err := withServiceRole(env, name)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.CommandContext(context.Background(), filepath.Join(bins, name))
 	names := make([]string, 0, len(env))
 	for k := range env {
@@ -216,6 +223,24 @@ func startProcess(bins, name string, p ports, env map[string]string) (*process, 
 		close(proc.done)
 	}()
 	return proc, nil
+}
+
+// withServiceRole returns env with its DATABASE_URL, the URL the migrations ran as, turned
+// into the URL of the service's own database role (migrations.ServiceRoles), as in
+// production: the service is held to its grants and to row-level security.
+func withServiceRole(env map[string]string, name string) (map[string]string, error) {
+	databaseURL, ok := env["DATABASE_URL"]
+	role, known := migrations.ServiceRoles()[name]
+	if !ok || !known {
+		return env, nil
+	}
+	roleURL, err := migrations.RoleURL(databaseURL, role)
+	if err != nil {
+		return nil, fmt.Errorf("database url of %s: %w", name, err)
+	}
+	env = maps.Clone(env)
+	env["DATABASE_URL"] = roleURL
+	return env, nil
 }
 
 // exited reports whether the process has ended.

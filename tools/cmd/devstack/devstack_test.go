@@ -14,6 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
+
+	"github.com/heraldmail/herald/migrations"
 )
 
 func TestMain(m *testing.M) {
@@ -100,7 +102,7 @@ func TestServiceEnv(t *testing.T) {
 	for name, env := range byName {
 		require.Equal(t, "development", env["APP_ENV"], name)
 		require.Equal(t, "secret", env["JWT_SECRET"], name)
-		require.Equal(t, stack["DATABASE_URL"], env["DATABASE_URL"], name)
+		require.Equal(t, "postgres://"+migrations.ServiceRoles()[name]+"@127.0.0.1:1/herald", env["DATABASE_URL"], name)
 	}
 }
 

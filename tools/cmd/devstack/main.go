@@ -76,9 +76,14 @@ func services() []service {
 
 // env returns the variables devstack sets for svc on top of the caller's environment.
 func (svc service) env(stack map[string]string, jwtSecret string) map[string]string {
+	// Each service connects as its own database role, without a password (the local cluster
+	// trusts the loopback); the migrations ran as stack's DATABASE_URL, which prepare has
+	// already parsed, so RoleURL cannot fail here. Should it, the empty URL stops the service
+	// at its configuration check.
+	databaseURL, _ := migrations.RoleURL(stack["DATABASE_URL"], migrations.ServiceRoles()[svc.name])
 	env := map[string]string{
 		"APP_ENV":      "development",
-		"DATABASE_URL": stack["DATABASE_URL"],
+		"DATABASE_URL": databaseURL,
 		"REDIS_HOST":   stack["REDIS_HOST"],
 		"REDIS_PORT":   stack["REDIS_PORT"],
 		"JWT_SECRET":   jwtSecret,

@@ -100,8 +100,9 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &verr):
 		return status.Error(codes.InvalidArgument, verr.Error())
-	case errors.Is(err, campaign.ErrNotFound):
-		// Another tenant's campaign is reported the same way as a missing one.
+	case errors.Is(err, campaign.ErrNotFound), errors.Is(err, tenancy.ErrOutOfScope):
+		// Another tenant's campaign, and a route outside the partition a narrowed token was
+		// issued for, are reported the same way as a missing campaign.
 		return status.Error(codes.NotFound, campaign.ErrNotFound.Error())
 	case errors.Is(err, campaign.ErrInvalidTransition):
 		// The message names the two states, which the client already knows.

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -39,19 +40,25 @@ const secret = "grpcapi-test-secret-0123456789abcdef"
 // bundle is what setup wires around the client under test.
 type bundle struct {
 	signer *tenancy.Signer
+	// admin is a superuser pool on the service's database, for checks that must see past
+	// row-level security.
+	admin *pgxpool.Pool
 	// tenant is company A's workspace and domain; user is a token of company A.
 	tenant tenancy.Tenant
 	user   string
 }
 
 // setup serves CampaignService with the production interceptor chain on an in-memory
-// listener over a database of the test's own.
+// listener over a database of the test's own, connected as the service's role as in
+// production, so row-level security applies.
 func setup(t *testing.T) (campaignv1.CampaignServiceClient, bundle) {
 	t.Helper()
-	client := serve(t, pgtest.Pool(t))
+	dbURL := pgtest.URL(t)
+	admin := pgtest.Open(t, dbURL)
+	client := serve(t, pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign)))
 	signer := tenancy.NewSigner(secret)
 	tn := tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
-	return client, bundle{signer: signer, tenant: tn, user: userToken(t, signer, tn.CompanyID)}
+	return client, bundle{signer: signer, admin: admin, tenant: tn, user: userToken(t, signer, tn.CompanyID)}
 }
 
 func serve(t *testing.T, pool *pgxpool.Pool) campaignv1.CampaignServiceClient {
@@ -186,6 +193,49 @@ func TestTenantIsolation(t *testing.T) {
 	requireCode(t, err, codes.NotFound, "campaign not found")
 }
 
+// A token narrowed to one workspace and domain (what the gateway forwards after authorizing a
+// route) reaches that partition only: any other domain or workspace of the same company is not
+// found, even where the company has data.
+func TestNarrowedToken(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	ws, dom := b.tenant.WorkspaceID.String(), b.tenant.DomainID.String()
+	narrowed, err := b.signer.SignScoped(uuid.NewString(), b.tenant.CompanyID, tenancy.KindUser,
+		tenancy.Scoped{WorkspaceID: b.tenant.WorkspaceID, DomainID: b.tenant.DomainID, Role: "editor"}, time.Minute)
+	require.NoError(t, err)
+
+	inScope, err := c.CreateCampaign(as(b.user), request(b))
+	require.NoError(t, err)
+	got, err := c.GetCampaign(as(narrowed), &campaignv1.GetCampaignRequest{WorkspaceId: ws, DomainId: dom, CampaignId: inScope.GetCampaign().GetId()})
+	require.NoError(t, err)
+	require.Equal(t, inScope.GetCampaign().GetName(), got.GetCampaign().GetName())
+	created, err := c.CreateCampaign(as(narrowed), request(b))
+	require.NoError(t, err)
+	require.Equal(t, dom, created.GetCampaign().GetDomainId())
+
+	routes := map[string][2]string{"another domain": {ws, uuid.NewString()}, "another workspace": {uuid.NewString(), dom}}
+	for name, route := range routes {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			// The company has a campaign there, created with its company-wide token.
+			req := request(b)
+			req.WorkspaceId, req.DomainId = route[0], route[1]
+			theirs, err := c.CreateCampaign(as(b.user), req)
+			require.NoError(t, err)
+
+			_, err = c.GetCampaign(as(narrowed), &campaignv1.GetCampaignRequest{WorkspaceId: route[0], DomainId: route[1], CampaignId: theirs.GetCampaign().GetId()})
+			requireCode(t, err, codes.NotFound, "campaign not found")
+			req.Name = "Out of scope " + uuid.NewString()
+			_, err = c.CreateCampaign(as(narrowed), req)
+			requireCode(t, err, codes.NotFound, "campaign not found")
+
+			var n int
+			require.NoError(t, b.admin.QueryRow(context.Background(), `SELECT count(*) FROM campaign.campaigns WHERE name = $1`, req.Name).Scan(&n))
+			require.Zero(t, n, "a refused create stored nothing")
+		})
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t)
@@ -200,7 +250,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestInternalErrorsStayInternal(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.Pool(t)
+	pool := pgtest.PoolAs(t, migrations.RoleCampaign)
 	c := serve(t, pool)
 	pool.Close()
 	tok := userToken(t, tenancy.NewSigner(secret), uuid.New())

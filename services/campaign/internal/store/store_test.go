@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -20,7 +21,7 @@ func TestMain(m *testing.M) {
 
 func setup(t *testing.T) (*store.Store, tenancy.Tenant) {
 	t.Helper()
-	return store.New(pgtest.Pool(t)), tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
+	return store.New(pgtest.PoolAs(t, migrations.RoleCampaign)), tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
 }
 
 // insertOpts describes a row to insert; zero fields get defaults.

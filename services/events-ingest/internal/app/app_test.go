@@ -15,6 +15,7 @@ import (
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
 	"github.com/heraldmail/herald/services/events-ingest/internal/app"
@@ -72,7 +73,7 @@ func TestRun(t *testing.T) {
 	env := config.FromMap(map[string]string{
 		"APP_ENV":          "test",
 		"LOG_LEVEL":        "warn",
-		"DATABASE_URL":     pgtest.URL(t),
+		"DATABASE_URL":     pgtest.URLAs(t, pgtest.URL(t), migrations.RoleEvents),
 		"REDIS_HOST":       redisHost,
 		"REDIS_PORT":       redisPort,
 		"JWT_SECRET":       secret,

@@ -91,6 +91,10 @@ func (s *Server) status(ctx context.Context, err error) error {
 		return status.Error(codes.InvalidArgument, verr.Error())
 	case errors.Is(err, tenancy.ErrUnauthenticated):
 		return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
+	case errors.Is(err, tenancy.ErrOutOfScope):
+		// A route outside the partition a narrowed token was issued for: answered like a
+		// domain that does not exist, so ids do not leak existence.
+		return status.Error(codes.NotFound, "domain not found")
 	case errors.Is(err, tenancy.ErrInvalidTenant):
 		// Scope's error starts with the field name.
 		return status.Error(codes.InvalidArgument, fmt.Sprintf("%v: must be a UUID", err))

@@ -12,6 +12,7 @@ import (
 	"github.com/heraldmail/herald/libs/metrics"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
@@ -33,13 +34,18 @@ func TestMain(m *testing.M) {
 const secret = "test-secret-test-secret-test-secret-0123"
 
 type bundle struct {
-	pool   *pgxpool.Pool
+	// admin is a superuser pool on the service's database, for checks that must see past
+	// row-level security.
+	admin  *pgxpool.Pool
 	signer *tenancy.Signer
 }
 
 func setup(t *testing.T) (eventsv1.EventsIngestServiceClient, bundle) {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	// The service connects as its own role, as in production, so row-level security applies.
+	dbURL := pgtest.URL(t)
+	admin := pgtest.Open(t, dbURL)
+	pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
 	log := zaptest.NewLogger(t)
@@ -61,7 +67,7 @@ func setup(t *testing.T) (eventsv1.EventsIngestServiceClient, bundle) {
 	cc, err := rpc.Dial(ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
-	return eventsv1.NewEventsIngestServiceClient(cc), bundle{pool: pool, signer: tenancy.NewSigner(secret)}
+	return eventsv1.NewEventsIngestServiceClient(cc), bundle{admin: admin, signer: tenancy.NewSigner(secret)}
 }
 
 // as returns a context whose calls carry a user token of company.
@@ -75,7 +81,7 @@ func (b bundle) as(t *testing.T, company uuid.UUID) context.Context {
 func (b bundle) count(t *testing.T, query string, args ...any) int {
 	t.Helper()
 	var n int
-	require.NoError(t, b.pool.QueryRow(context.Background(), query, args...).Scan(&n))
+	require.NoError(t, b.admin.QueryRow(context.Background(), query, args...).Scan(&n))
 	return n
 }
 
@@ -264,4 +270,56 @@ func TestStreamEvents_unauthenticated(t *testing.T) {
 	_ = stream.Send(&eventsv1.StreamEventsRequest{WorkspaceId: uuid.NewString(), DomainId: uuid.NewString(), Events: newEvents(1)})
 	_, err = stream.CloseAndRecv()
 	requireStatus(t, err, codes.Unauthenticated, "")
+}
+
+// A token narrowed to one workspace and domain (what the gateway forwards after authorizing a
+// route, or the worker mints for a job) ingests into that partition only: another domain or
+// workspace of the same company is not found, and nothing is written there.
+func TestNarrowedToken(t *testing.T) {
+	t.Parallel()
+	client, b := setup(t)
+	company, ws, dom := uuid.New(), uuid.New(), uuid.New()
+	tok, err := b.signer.SignScoped(uuid.NewString(), company, tenancy.KindUser,
+		tenancy.Scoped{WorkspaceID: ws, DomainID: dom, Role: "editor"}, time.Minute)
+	require.NoError(t, err)
+	ctx := tenancy.WithToken(t.Context(), tok)
+
+	res, err := client.IngestEvents(ctx, &eventsv1.IngestEventsRequest{WorkspaceId: ws.String(), DomainId: dom.String(), Events: newEvents(2)})
+	require.NoError(t, err)
+	require.Equal(t, int32(2), res.GetAccepted())
+	stream, err := client.StreamEvents(ctx)
+	require.NoError(t, err)
+	require.NoError(t, stream.Send(&eventsv1.StreamEventsRequest{WorkspaceId: ws.String(), DomainId: dom.String(), Events: newEvents(3)}))
+	sres, err := stream.CloseAndRecv()
+	require.NoError(t, err)
+	require.Equal(t, int32(3), sres.GetAccepted())
+
+	routes := map[string][2]string{
+		"another domain":    {ws.String(), uuid.NewString()},
+		"another workspace": {uuid.NewString(), dom.String()},
+	}
+	for name, route := range routes {
+		t.Run(name, func(t *testing.T) {
+			_, err := client.IngestEvents(ctx, &eventsv1.IngestEventsRequest{WorkspaceId: route[0], DomainId: route[1],
+				Events: []*eventsv1.Event{newEvent(eventsv1.EventType_EVENT_TYPE_BOUNCE)}})
+			requireStatus(t, err, codes.NotFound, "domain not found")
+
+			stream, err := client.StreamEvents(ctx)
+			require.NoError(t, err)
+			// The server may fail the stream before it reads the message; Send then reports
+			// io.EOF and CloseAndRecv the status.
+			_ = stream.Send(&eventsv1.StreamEventsRequest{WorkspaceId: route[0], DomainId: route[1],
+				Events: []*eventsv1.Event{newEvent(eventsv1.EventType_EVENT_TYPE_COMPLAINT)}})
+			_, err = stream.CloseAndRecv()
+			requireStatus(t, err, codes.NotFound, "domain not found")
+
+			require.Equal(t, 0, b.count(t, `SELECT count(*) FROM events.email_events WHERE workspace_id = $1 AND domain_id = $2`, route[0], route[1]))
+			require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river.river_job WHERE args->>'workspace_id' = $1 AND args->>'domain_id' = $2`, route[0], route[1]))
+		})
+	}
+	// Only the in-scope events were stored, and no job was enqueued for the refused bounce and
+	// complaint.
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM events.email_events WHERE company_id = $1 AND workspace_id = $2 AND domain_id = $3`, company, ws, dom))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river.river_job`))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/heraldmail/herald/services/events-ingest/internal/store"
@@ -22,16 +23,20 @@ func TestMain(m *testing.M) {
 }
 
 type bundle struct {
+	// pool is a superuser pool on the store's database, for inspecting every tenant's rows.
 	pool   *pgxpool.Pool
 	tenant tenancy.Tenant
 }
 
+// setup returns a store connected as the service's role, held to its grants and to
+// row-level security.
 func setup(t *testing.T) (*store.Store, bundle) {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	dbURL := pgtest.URL(t)
+	pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
-	return store.New(pool, ins), bundle{pool: pool, tenant: newTenant()}
+	return store.New(pool, ins), bundle{pool: pgtest.Open(t, dbURL), tenant: newTenant()}
 }
 
 func newTenant() tenancy.Tenant {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/libs/config"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
 	"github.com/stretchr/testify/require"
@@ -79,7 +80,7 @@ func TestRun(t *testing.T) {
 	env := config.FromMap(map[string]string{
 		"APP_ENV":      "test",
 		"LOG_LEVEL":    "warn",
-		"DATABASE_URL": pgtest.URL(t),
+		"DATABASE_URL": pgtest.URLAs(t, pgtest.URL(t), migrations.RoleRecipient),
 		"REDIS_HOST":   redisHost,
 		"REDIS_PORT":   redisPort,
 		"JWT_SECRET":   secret,

@@ -137,8 +137,9 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &verr):
 		return status.Error(codes.InvalidArgument, verr.Error())
-	case errors.Is(err, recipient.ErrNotFound):
-		// Another tenant's recipient is reported the same way as a missing one.
+	case errors.Is(err, recipient.ErrNotFound), errors.Is(err, tenancy.ErrOutOfScope):
+		// Another tenant's recipient, and a route outside the partition a narrowed token was
+		// issued for, are reported the same way as a missing recipient.
 		return status.Error(codes.NotFound, recipient.ErrNotFound.Error())
 	case errors.Is(err, recipient.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, recipient.ErrAlreadyExists.Error())

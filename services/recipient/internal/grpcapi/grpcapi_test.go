@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,21 +41,25 @@ const secret = "grpcapi-test-secret-0123456789abcdef"
 // bundle is what setup wires around the client under test.
 type bundle struct {
 	signer *tenancy.Signer
-	pool   *pgxpool.Pool
+	// admin is a superuser pool on the service's database, for checks that must see past
+	// row-level security.
+	admin *pgxpool.Pool
 	// tenant is company A's workspace and domain; user is a token of company A.
 	tenant tenancy.Tenant
 	user   string
 }
 
 // setup serves RecipientService with the production interceptor chain on an in-memory
-// listener over a database of the test's own.
+// listener over a database of the test's own, connected as the service's role as in
+// production, so row-level security applies.
 func setup(t *testing.T) (recipientv1.RecipientServiceClient, bundle) {
 	t.Helper()
-	pool := pgtest.Pool(t)
-	client := serve(t, pool)
+	dbURL := pgtest.URL(t)
+	admin := pgtest.Open(t, dbURL)
+	client := serve(t, pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleRecipient)))
 	signer := tenancy.NewSigner(secret)
 	tn := tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
-	return client, bundle{signer: signer, pool: pool, tenant: tn, user: userToken(t, signer, tn.CompanyID)}
+	return client, bundle{signer: signer, admin: admin, tenant: tn, user: userToken(t, signer, tn.CompanyID)}
 }
 
 func serve(t *testing.T, pool *pgxpool.Pool) recipientv1.RecipientServiceClient {
@@ -205,12 +210,73 @@ func TestTenantIsolation(t *testing.T) {
 	require.Equal(t, recipientv1.RecipientStatus_RECIPIENT_STATUS_SUBSCRIBED, got.GetRecipient().GetStatus())
 }
 
+// A token narrowed to one workspace and domain (what the gateway forwards after authorizing a
+// route) reaches that partition only: any other domain or workspace of the same company is not
+// found, even where the company has data.
+func TestNarrowedToken(t *testing.T) {
+	t.Parallel()
+	c, b := setup(t)
+	ws, dom := b.tenant.WorkspaceID.String(), b.tenant.DomainID.String()
+	otherDom := uuid.NewString()
+	otherWS := uuid.NewString()
+	narrowed, err := b.signer.SignScoped(uuid.NewString(), b.tenant.CompanyID, tenancy.KindUser,
+		tenancy.Scoped{WorkspaceID: b.tenant.WorkspaceID, DomainID: b.tenant.DomainID, Role: "editor"}, time.Minute)
+	require.NoError(t, err)
+
+	// Recipients of the company in its partition and in another domain and workspace, created
+	// with the company-wide token.
+	inScope := create(t, c, b, createOpts{})
+	elsewhere := map[string]*recipientv1.Recipient{}
+	for name, route := range map[string][2]string{"another domain": {ws, otherDom}, "another workspace": {otherWS, dom}} {
+		resp, err := c.CreateRecipient(as(b.user), &recipientv1.CreateRecipientRequest{WorkspaceId: route[0], DomainId: route[1], Email: "n-" + uuid.NewString()[:8] + "@example.com"})
+		require.NoError(t, err)
+		elsewhere[name] = resp.GetRecipient()
+	}
+
+	got, err := c.GetRecipient(as(narrowed), &recipientv1.GetRecipientRequest{WorkspaceId: ws, DomainId: dom, RecipientId: inScope.GetId()})
+	require.NoError(t, err)
+	require.Equal(t, inScope.GetEmail(), got.GetRecipient().GetEmail())
+	created, err := c.CreateRecipient(as(narrowed), &recipientv1.CreateRecipientRequest{WorkspaceId: ws, DomainId: dom, Email: "narrowed@example.com"})
+	require.NoError(t, err)
+	require.Equal(t, dom, created.GetRecipient().GetDomainId())
+	updated, err := c.UpdateRecipientStatus(as(narrowed), &recipientv1.UpdateRecipientStatusRequest{
+		WorkspaceId: ws, DomainId: dom, RecipientId: inScope.GetId(), Status: recipientv1.RecipientStatus_RECIPIENT_STATUS_UNSUBSCRIBED,
+	})
+	require.NoError(t, err)
+	require.Equal(t, recipientv1.RecipientStatus_RECIPIENT_STATUS_UNSUBSCRIBED, updated.GetRecipient().GetStatus())
+
+	for name, r := range elsewhere {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rws, rdom := r.GetWorkspaceId(), r.GetDomainId()
+			_, err := c.GetRecipient(as(narrowed), &recipientv1.GetRecipientRequest{WorkspaceId: rws, DomainId: rdom, RecipientId: r.GetId()})
+			requireCode(t, err, codes.NotFound, "recipient not found")
+			_, err = c.UpdateRecipientStatus(as(narrowed), &recipientv1.UpdateRecipientStatusRequest{
+				WorkspaceId: rws, DomainId: rdom, RecipientId: r.GetId(), Status: recipientv1.RecipientStatus_RECIPIENT_STATUS_BOUNCED,
+			})
+			requireCode(t, err, codes.NotFound, "recipient not found")
+			email := "out-" + uuid.NewString()[:8] + "@example.com"
+			_, err = c.CreateRecipient(as(narrowed), &recipientv1.CreateRecipientRequest{WorkspaceId: rws, DomainId: rdom, Email: email})
+			requireCode(t, err, codes.NotFound, "recipient not found")
+
+			// Nothing changed there: the company-wide token still sees the recipient as it
+			// was, and the refused create left no row behind.
+			still, err := c.GetRecipient(as(b.user), &recipientv1.GetRecipientRequest{WorkspaceId: rws, DomainId: rdom, RecipientId: r.GetId()})
+			require.NoError(t, err)
+			require.Equal(t, recipientv1.RecipientStatus_RECIPIENT_STATUS_SUBSCRIBED, still.GetRecipient().GetStatus())
+			var n int
+			require.NoError(t, b.admin.QueryRow(context.Background(), `SELECT count(*) FROM recipient.recipients WHERE email = $1`, email).Scan(&n))
+			require.Zero(t, n)
+		})
+	}
+}
+
 func TestUpdateRecipientStatus(t *testing.T) {
 	t.Parallel()
 	c, b := setup(t)
 	ws, dom := b.tenant.WorkspaceID.String(), b.tenant.DomainID.String()
-	// The worker calls with a service token of the tenant's company.
-	worker, err := b.signer.ServiceToken("worker", b.tenant.CompanyID)
+	// The worker calls with a service token narrowed to the job's partition.
+	worker, err := b.signer.ServiceTokenFor("worker", b.tenant)
 	require.NoError(t, err)
 	update := func(token, id string, st recipientv1.RecipientStatus, reason, event string) (*recipientv1.Recipient, error) {
 		resp, err := c.UpdateRecipientStatus(as(token), &recipientv1.UpdateRecipientStatusRequest{
@@ -286,7 +352,7 @@ func TestAuthentication(t *testing.T) {
 
 func TestInternalErrorsStayInternal(t *testing.T) {
 	t.Parallel()
-	pool := pgtest.Pool(t)
+	pool := pgtest.PoolAs(t, migrations.RoleRecipient)
 	c := serve(t, pool)
 	pool.Close()
 	tok := userToken(t, tenancy.NewSigner(secret), uuid.New())

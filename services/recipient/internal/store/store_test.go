@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -30,7 +31,7 @@ type bundle struct {
 
 func setup(t *testing.T) (*store.Store, bundle) {
 	t.Helper()
-	pool := pgtest.Pool(t)
+	pool := pgtest.PoolAs(t, migrations.RoleRecipient)
 	return store.New(pool), bundle{
 		pool:   pool,
 		tenant: tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()},

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/heraldmail/herald/services/worker/internal/app"
 	"github.com/heraldmail/herald/services/worker/internal/jobstats"
@@ -71,7 +72,7 @@ func TestRun(t *testing.T) {
 	env := config.FromMap(map[string]string{
 		"APP_ENV":             "test",
 		"LOG_LEVEL":           "warn",
-		"DATABASE_URL":        dbURL,
+		"DATABASE_URL":        pgtest.URLAs(t, dbURL, migrations.RoleWorker),
 		"REDIS_HOST":          redisHost,
 		"REDIS_PORT":          redisPort,
 		"JWT_SECRET":          secret,
@@ -106,7 +107,7 @@ func TestRun(t *testing.T) {
 	}
 
 	// A job enqueued by another process reaches the recipient service through this one.
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := pgxpool.New(ctx, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	require.NoError(t, err)
 	defer pool.Close()
 	ins, err := jobs.NewInserter(pool)

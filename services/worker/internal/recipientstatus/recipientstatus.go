@@ -1,6 +1,7 @@
 // Package recipientstatus runs the recipient_status jobs enqueued with engagement events
-// (bounces, complaints, unsubscribes): it asks the recipient service, as the company the event
-// belongs to, to move the recipient to its new status.
+// (bounces, complaints, unsubscribes): it asks the recipient service, with a service token
+// narrowed to the partition (company, workspace, domain) the event belongs to, to move the
+// recipient to its new status.
 package recipientstatus
 
 import (
@@ -66,7 +67,9 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[jobs.RecipientStatusAr
 		}
 	}
 
-	tok, err := w.signer.ServiceToken(ServiceName, a.CompanyID)
+	// The token reaches the job's own partition only, so a job whose arguments were tampered
+	// with cannot touch another workspace or domain of the company.
+	tok, err := w.signer.ServiceTokenFor(ServiceName, tenancy.Tenant{CompanyID: a.CompanyID, WorkspaceID: a.WorkspaceID, DomainID: a.DomainID})
 	if err != nil {
 		return fmt.Errorf("mint service token: %w", err)
 	}

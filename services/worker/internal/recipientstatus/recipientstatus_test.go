@@ -165,6 +165,15 @@ func TestWork_transactionalEnqueue(t *testing.T) {
 	require.Equal(t, tenancy.KindService, c.Principal.Kind)
 	require.Equal(t, "service:worker", c.Principal.Subject)
 	require.Equal(t, args.CompanyID, c.Principal.CompanyID)
+	// The token is narrowed to the job's partition: it reaches no other workspace or domain.
+	require.Equal(t, args.WorkspaceID, c.Principal.WorkspaceID)
+	require.Equal(t, args.DomainID, c.Principal.DomainID)
+	require.Empty(t, c.Principal.Role)
+	pctx := tenancy.WithPrincipal(ctx, c.Principal)
+	_, err = tenancy.Scope(pctx, args.WorkspaceID.String(), uuid.NewString())
+	require.ErrorIs(t, err, tenancy.ErrOutOfScope)
+	_, err = tenancy.Scope(pctx, uuid.NewString(), args.DomainID.String())
+	require.ErrorIs(t, err, tenancy.ErrOutOfScope)
 	require.Equal(t, args.WorkspaceID.String(), c.Request.GetWorkspaceId())
 	require.Equal(t, args.DomainID.String(), c.Request.GetDomainId())
 	require.Equal(t, args.RecipientID.String(), c.Request.GetRecipientId())
@@ -197,6 +206,9 @@ func TestWork_statuses(t *testing.T) {
 		id := b.insert(t, args)
 		c := receive(t, b.fake.Calls)
 		require.Equal(t, code, c.Request.GetStatus())
+		require.Equal(t, tenancy.Tenant{CompanyID: args.CompanyID, WorkspaceID: args.WorkspaceID, DomainID: args.DomainID},
+			tenancy.Tenant{CompanyID: c.Principal.CompanyID, WorkspaceID: c.Principal.WorkspaceID, DomainID: c.Principal.DomainID},
+			"the token is narrowed to the job's partition")
 		b.waitState(t, id, "completed")
 	}
 }

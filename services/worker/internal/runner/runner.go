@@ -45,6 +45,9 @@ func NewClient(pool *pgxpool.Pool, workers *river.Workers, log *zap.Logger) (*Cl
 		Queues:  queues,
 		Workers: workers,
 		Logger:  logbridge.Slog(log.Named("river")),
+		// REINDEX ... CONCURRENTLY needs the index's owner, and the worker's role owns
+		// nothing: River's indexes are maintained by the migrating role's schedule instead.
+		ReindexerIndexNames: []string{},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
