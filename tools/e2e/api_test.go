@@ -16,20 +16,62 @@ import (
 	"github.com/heraldmail/herald/libs/tenancy"
 )
 
-// tenant is a company with one workspace and one domain, and a user token of the company.
+// tenant is a company signed up through the API, with its first workspace, a domain in it,
+// and the owner's access token.
 type tenant struct {
 	company, workspace, domain uuid.UUID
+	email                      string
 	token                      string
+	refresh                    string
 }
 
-// newTenant makes up a tenant with fresh ids and signs a token for it.
+// e2ePassword is the password of every account the tests sign up.
+const e2ePassword = "correct horse battery staple"
+
+// tokens is the JSON of the tokens a login returns.
+type tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// newTenant signs a company up through the gateway and adds a domain to its first workspace,
+// as a client would.
 func newTenant(t *testing.T, s *system) tenant {
 	t.Helper()
-	tn := tenant{company: uuid.New(), workspace: uuid.New(), domain: uuid.New()}
-	tok, err := tenancy.NewSigner(s.deps.jwtSecret).Sign("user-"+uuid.NewString(), tn.company, tenancy.KindUser, time.Hour)
-	require.NoError(t, err)
-	tn.token = tok
+	a := newAPI(t, s)
+	email := "owner-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:16] + "@example.com"
+	var res struct {
+		Tokens    tokens            `json:"tokens"`
+		Company   map[string]any    `json:"company"`
+		Workspace map[string]string `json:"workspace"`
+	}
+	code, raw := a.do(http.MethodPost, "/v1/auth/signup", "", map[string]any{
+		"company_name": "Acme", "email": email, "password": e2ePassword, "name": "Ada",
+	}, nil)
+	require.Equal(t, http.StatusOK, code, "sign up: %s", raw)
+	require.NoError(t, json.Unmarshal(raw, &res))
+	tn := tenant{
+		company:   uuid.MustParse(res.Company["id"].(string)),
+		workspace: uuid.MustParse(res.Workspace["id"]),
+		email:     email,
+		token:     res.Tokens.AccessToken,
+		refresh:   res.Tokens.RefreshToken,
+	}
+	tn.domain = createDomain(t, a, tn)
 	return tn
+}
+
+// createDomain adds a domain with a unique name to the tenant's workspace.
+func createDomain(t *testing.T, a *api, tn tenant) uuid.UUID {
+	t.Helper()
+	var res struct {
+		Domain map[string]string `json:"domain"`
+	}
+	code, raw := a.do(http.MethodPost, "/v1/workspaces/"+tn.workspace.String()+"/domains", tn.token,
+		map[string]any{"name": "mail-" + uuid.NewString()[:8] + ".example.com"}, nil)
+	require.Equal(t, http.StatusOK, code, "create domain: %s", raw)
+	require.NoError(t, json.Unmarshal(raw, &res))
+	return uuid.MustParse(res.Domain["id"])
 }
 
 // path is the REST path of the tenant's domain followed by rest.
@@ -181,7 +223,7 @@ func TestRecipientDuplicateEmailConflicts(t *testing.T) {
 
 	// The same address in another domain is another recipient.
 	other := tn
-	other.domain = uuid.New()
+	other.domain = createDomain(t, a, tn)
 	code, raw = a.do(http.MethodPost, other.path("/recipients"), other.token, map[string]any{"email": first.Email}, nil)
 	require.Equal(t, http.StatusOK, code, "same email in another domain: %s", raw)
 }
@@ -220,7 +262,7 @@ func TestRequestsNeedAToken(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code, "%s", raw)
 	requireError(t, raw, "unauthenticated")
 
-	forged, err := tenancy.NewSigner(randomSecret()).Sign("user", tn.company, tenancy.KindUser, time.Hour)
+	forged, err := tenancy.NewSigner(randomSecret()).Sign(uuid.NewString(), tn.company, tenancy.KindUser, time.Hour)
 	require.NoError(t, err)
 	code, raw = a.do(http.MethodGet, tn.path("/recipients/"+uuid.NewString()), forged, nil, nil)
 	require.Equal(t, http.StatusUnauthorized, code, "%s", raw)

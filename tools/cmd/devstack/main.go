@@ -23,11 +23,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 )
 
@@ -38,18 +36,8 @@ const (
 	// stopTimeout bounds a graceful stop: the services drain for DRAIN_DELAY (5s) and then
 	// finish in-flight work within SHUTDOWN_TIMEOUT (30s).
 	stopTimeout = 40 * time.Second
-	// tokenTTL is how long the printed development token is valid.
-	tokenTTL = 12 * time.Hour
 	// tailLines is how many of a service's last output lines a failure report shows.
 	tailLines = 30
-)
-
-// The development tenant of the printed token and example requests.
-const (
-	devCompanyID   = "11111111-1111-4111-8111-111111111111"
-	devWorkspaceID = "22222222-2222-4222-8222-222222222222"
-	devDomainID    = "33333333-3333-4333-8333-333333333333"
-	devSubject     = "dev-user"
 )
 
 // service is one process of the stack and its ports.
@@ -182,7 +170,7 @@ func (d *devstack) run(ctx context.Context) error {
 		}
 		return err
 	}
-	if err := d.printBanner(secret); err != nil {
+	if err := d.printBanner(); err != nil {
 		_ = d.stop(children)
 		return err
 	}
@@ -417,12 +405,9 @@ func killAll(children []*child) {
 	}
 }
 
-// printBanner prints the addresses, a development token and a first request to try.
-func (d *devstack) printBanner(secret string) error {
-	token, err := tenancy.NewSigner(secret).Sign(devSubject, uuid.MustParse(devCompanyID), tenancy.KindUser, tokenTTL)
-	if err != nil {
-		return fmt.Errorf("development token: %w", err)
-	}
+// printBanner prints the addresses and the first requests to try: sign up, add a domain,
+// create a recipient and get it back.
+func (d *devstack) printBanner() error {
 	var gw service
 	for _, svc := range d.svcs {
 		if svc.httpPort != 0 {
@@ -430,7 +415,6 @@ func (d *devstack) printBanner(secret string) error {
 		}
 	}
 	api := fmt.Sprintf("http://localhost:%d", gw.httpPort)
-	base := fmt.Sprintf("%s/v1/workspaces/%s/domains/%s", api, devWorkspaceID, devDomainID)
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nHerald is running. Ctrl-C stops the services.\n\n")
@@ -449,16 +433,22 @@ func (d *devstack) printBanner(secret string) error {
 		admin := fmt.Sprintf("http://localhost:%d", svc.adminPort)
 		fmt.Fprintf(&b, "  %-14s %-8s %-34s %s\n", svc.name, listens, admin+"/health", admin+"/metrics")
 	}
-	fmt.Fprintf(&b, "\nA development access token for company %s, valid %d hours. It is derived\n", devCompanyID, int(tokenTTL.Hours()))
-	fmt.Fprintf(&b, "from the development secret in .dev/jwt-secret: use it only with this local stack.\n\n")
-	fmt.Fprintf(&b, "  export HERALD_DEV_TOKEN='%s'\n\n", token)
-	fmt.Fprintf(&b, "A first request: create a recipient, then get it back.\n\n")
-	fmt.Fprintf(&b, "  id=$(curl -sS -X POST '%s/recipients' \\\n", base)
+	fmt.Fprintf(&b, "\nFirst steps (with jq): sign up a company, its owner and a first workspace; add a\n")
+	fmt.Fprintf(&b, "sending domain; create a recipient and get it back. Sign up once; later, log in with\n")
+	fmt.Fprintf(&b, "POST /v1/auth/login and the same email and password.\n\n")
+	fmt.Fprintf(&b, "  api=%s\n", api)
+	fmt.Fprintf(&b, "  signup=$(curl -sS -X POST \"$api/v1/auth/signup\" -H 'Content-Type: application/json' \\\n")
+	fmt.Fprintf(&b, "      -d '{\"company_name\": \"Acme\", \"email\": \"ada@example.com\", \"password\": \"correct horse battery staple\"}')\n")
+	fmt.Fprintf(&b, "  export HERALD_DEV_TOKEN=$(echo \"$signup\" | jq -r .tokens.access_token)\n")
+	fmt.Fprintf(&b, "  ws=$(echo \"$signup\" | jq -r .workspace.id)\n")
+	fmt.Fprintf(&b, "  dom=$(curl -sS -X POST \"$api/v1/workspaces/$ws/domains\" -H \"Authorization: Bearer $HERALD_DEV_TOKEN\" \\\n")
+	fmt.Fprintf(&b, "      -H 'Content-Type: application/json' -d '{\"name\": \"mail.example.com\"}' | jq -r .domain.id)\n")
+	fmt.Fprintf(&b, "  id=$(curl -sS -X POST \"$api/v1/workspaces/$ws/domains/$dom/recipients\" \\\n")
 	fmt.Fprintf(&b, "      -H \"Authorization: Bearer $HERALD_DEV_TOKEN\" -H 'Content-Type: application/json' \\\n")
-	fmt.Fprintf(&b, "      -d '{\"email\": \"ada@example.com\"}' | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n")
-	fmt.Fprintf(&b, "  curl -sS \"%s/recipients/$id\" -H \"Authorization: Bearer $HERALD_DEV_TOKEN\"\n\n", base)
-	_, err = d.stdout.WriteString(b.String())
-	if err != nil {
+	fmt.Fprintf(&b, "      -d '{\"email\": \"grace@example.com\"}' | jq -r .recipient.id)\n")
+	fmt.Fprintf(&b, "  curl -sS \"$api/v1/workspaces/$ws/domains/$dom/recipients/$id\" -H \"Authorization: Bearer $HERALD_DEV_TOKEN\"\n\n")
+	fmt.Fprintf(&b, "Access tokens last 15 minutes: POST /v1/auth/refresh with the refresh token for a new pair.\n\n")
+	if _, err := d.stdout.WriteString(b.String()); err != nil {
 		return fmt.Errorf("print banner: %w", err)
 	}
 	return nil

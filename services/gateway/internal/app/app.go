@@ -1,6 +1,7 @@
-// Package app wires the gateway: configuration, logging, the PostgreSQL pool and Redis client
-// behind the health checks, the gRPC client connections to the services, the public REST
-// server and the admin server, all run under one graceful lifecycle.
+// Package app wires the gateway: configuration, logging, the PostgreSQL pool (identity) and
+// Redis client (rate limits), the identity service served in process, authentication and
+// authorization, the gRPC client connections to the services, the public REST server and the
+// admin server, all run under one graceful lifecycle. It also runs the operator command.
 package app
 
 import (
@@ -19,16 +20,25 @@ import (
 	"github.com/heraldmail/herald/libs/logging"
 	"github.com/heraldmail/herald/libs/metrics"
 	"github.com/heraldmail/herald/libs/postgres"
+	"github.com/heraldmail/herald/libs/ratelimit"
 	"github.com/heraldmail/herald/libs/redisconn"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
+	identityv1 "github.com/heraldmail/herald/proto/gen/go/herald/identity/v1"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
 	"github.com/heraldmail/herald/proto/gen/openapi"
-	"github.com/heraldmail/herald/services/gateway/internal/rest"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+
+	"github.com/heraldmail/herald/services/gateway/internal/authz"
+	"github.com/heraldmail/herald/services/gateway/internal/clientip"
+	"github.com/heraldmail/herald/services/gateway/internal/identity"
+	"github.com/heraldmail/herald/services/gateway/internal/identityapi"
+	"github.com/heraldmail/herald/services/gateway/internal/identitystore"
+	"github.com/heraldmail/herald/services/gateway/internal/limits"
+	"github.com/heraldmail/herald/services/gateway/internal/rest"
 )
 
 // Service is the process name in logs, metrics and pg_stat_activity.
@@ -36,6 +46,9 @@ const Service = "gateway"
 
 // Version is the release reported to error tracking.
 const Version = "dev"
+
+// rateLimitPrefix starts the Redis keys of the rate limit buckets.
+const rateLimitPrefix = "herald:ratelimit:"
 
 // Run runs the gateway until ctx is cancelled or a SIGTERM/SIGINT arrives, then shuts it down
 // gracefully. It returns nil after a clean shutdown. boot is the logger used until the
@@ -77,13 +90,49 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	full, ready := health.Standard(pool, rdb)
 	h := health.New(full, ready)
 
+	lims, err := limits.New(limits.Options{
+		Limiter: ratelimit.New(rdb, rateLimitPrefix, reg, log),
+		API:     ratelimit.Limit{Name: limits.NameAPI, Rate: cfg.RateLimitPerSecond, Burst: cfg.RateLimitBurst},
+		Log:     log,
+	})
+	if err != nil {
+		return err
+	}
+	signer := tenancy.NewSigner(cfg.JWTSecret)
+	svc, err := identity.NewService(identitystore.New(pool), identity.Options{
+		Signer:     signer,
+		AccessTTL:  cfg.JWTExpiry,
+		RefreshTTL: cfg.RefreshTokenExpiry,
+		Throttle:   lims,
+	})
+	if err != nil {
+		return err
+	}
+	auth, err := authz.New(authz.Options{
+		Service:  svc,
+		Verifier: tenancy.NewVerifier(cfg.JWTSecret, cfg.JWTSecretPrevious),
+		Signer:   signer,
+		Log:      log,
+		Deny:     rest.WriteStatus(log, cfg.HTTPBodyLimit),
+	})
+	if err != nil {
+		return err
+	}
+	clients, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
+	}
+
 	conns, err := dialServices(cfg)
 	if err != nil {
 		return err
 	}
 	defer conns.close(log)
 
-	api := rest.NewAPIMux(log, cfg.HTTPBodyLimit)
+	api := rest.NewAPIMux(log, cfg.HTTPBodyLimit, auth.Middleware)
+	if err := identityv1.RegisterIdentityServiceHandlerServer(ctx, api, identityapi.New(svc, log)); err != nil {
+		return fmt.Errorf("register identity routes: %w", err)
+	}
 	if err := conns.register(ctx, api); err != nil {
 		return err
 	}
@@ -91,7 +140,9 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 		Log:         log,
 		Registry:    reg,
 		Health:      h,
-		Verifier:    tenancy.NewVerifier(cfg.JWTSecret),
+		Auth:        auth,
+		Limiter:     lims,
+		ClientIP:    clients.Middleware,
 		FrontendURL: cfg.FrontendURL,
 		BodyLimit:   cfg.HTTPBodyLimit,
 		OpenAPI:     openapi.JSON(),

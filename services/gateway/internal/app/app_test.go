@@ -27,12 +27,23 @@ const (
 	testSecret   = "gateway-test-secret-with-at-least-32-bytes"
 	testFrontend = "http://localhost:3000"
 	testLimit    = 1024
-	workspaceID  = "2d9f4b7e-1a3c-4e5f-8b6d-7c8e9f0a1b2c"
-	domainID     = "8e7d6c5b-4a39-4281-9f0e-1d2c3b4a5f6e"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+}
+
+// gatewayURL is a new database of the test's own, as the gateway's role.
+func gatewayURL(t *testing.T) string {
+	t.Helper()
+	return pgtest.URLAs(t, pgtest.URL(t), "herald_gateway")
+}
+
+// randomClientIP is an address from the benchmarking range, so that each gateway of the tests
+// has login attempts of its own.
+func randomClientIP() string {
+	b := uuid.New()
+	return "198.18." + strconv.Itoa(int(b[0])) + "." + strconv.Itoa(int(b[1]))
 }
 
 // freePort returns a port that was free a moment ago (config refuses port 0).
@@ -46,10 +57,12 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-// gateway is an app.Run started in-process.
+// gateway is an app.Run started in-process. Its requests come, through a trusted proxy on the
+// loopback, from clientIP.
 type gateway struct {
 	public, admin string
 	publicAddr    string
+	clientIP      string
 	client        *http.Client
 	cancel        context.CancelFunc
 	done          chan error
@@ -57,8 +70,8 @@ type gateway struct {
 	stopErr       error
 }
 
-// startGateway runs the gateway in front of b with a fresh database and the test Redis, and
-// waits until it answers.
+// startGateway runs the gateway in front of b with a fresh database (unless env names one)
+// and the test Redis, and waits until it answers.
 func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 	t.Helper()
 	redisHost, redisPort, err := net.SplitHostPort(pgtest.RedisAddr(t))
@@ -69,7 +82,7 @@ func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 		"LOG_LEVEL":           "error",
 		"PORT":                strconv.Itoa(port),
 		"ADMIN_PORT":          strconv.Itoa(adminPort),
-		"DATABASE_URL":        pgtest.URL(t),
+		"TRUSTED_PROXIES":     "127.0.0.1",
 		"REDIS_HOST":          redisHost,
 		"REDIS_PORT":          redisPort,
 		"JWT_SECRET":          testSecret,
@@ -82,12 +95,16 @@ func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 		"SHUTDOWN_TIMEOUT":    "10s",
 	}
 	maps.Copy(vars, env)
+	if vars["DATABASE_URL"] == "" {
+		vars["DATABASE_URL"] = gatewayURL(t)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{
 		public:     "http://127.0.0.1:" + strconv.Itoa(port),
 		admin:      "http://127.0.0.1:" + strconv.Itoa(adminPort),
 		publicAddr: "127.0.0.1:" + strconv.Itoa(port),
+		clientIP:   randomClientIP(),
 		client:     &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second},
 		cancel:     cancel,
 		done:       make(chan error, 1),
@@ -151,6 +168,7 @@ func (g *gateway) do(t *testing.T, method, url string, body io.Reader, header ma
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
 	require.NoError(t, err)
+	req.Header.Set("X-Forwarded-For", g.clientIP)
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
@@ -180,28 +198,22 @@ func decodeError(t *testing.T, r response) errorBody {
 	return e
 }
 
-func signToken(t *testing.T) string {
-	t.Helper()
-	tok, err := tenancy.NewSigner(testSecret).Sign("user-1", uuid.New(), tenancy.KindUser, 5*time.Minute)
-	require.NoError(t, err)
-	return tok
-}
-
-func recipientsURL(g *gateway) string {
-	return g.public + "/v1/workspaces/" + workspaceID + "/domains/" + domainID + "/recipients"
+func recipientsURL(g *gateway, tn tenant) string {
+	return g.public + "/v1/workspaces/" + tn.workspace + "/domains/" + tn.domain + "/recipients"
 }
 
 func TestRun(t *testing.T) {
 	t.Parallel()
-	token := signToken(t)
-	b := startBackends(t, token)
+	b := startBackends(t, testSecret)
 	g := startGateway(t, b, nil)
+	tn := signUp(t, g)
+	token := tn.bearer()
 	auth := map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 
 	t.Run("api", func(t *testing.T) {
 		t.Run("create and get recipient", func(t *testing.T) {
 			t.Parallel()
-			r := g.do(t, http.MethodPost, recipientsURL(g), strings.NewReader(`{"email":"ada@example.com"}`),
+			r := g.do(t, http.MethodPost, recipientsURL(g, tn), strings.NewReader(`{"email":"ada@example.com"}`),
 				map[string]string{"Authorization": "Bearer " + token, "X-Request-Id": "create-ada-1"})
 			require.Equal(t, http.StatusOK, r.status, string(r.body))
 			require.Equal(t, "create-ada-1", r.header.Get("X-Request-Id"))
@@ -210,26 +222,33 @@ func TestRun(t *testing.T) {
 			}
 			require.NoError(t, json.Unmarshal(r.body, &created))
 			require.Equal(t, "ada@example.com", created.Recipient["email"])
-			require.Equal(t, workspaceID, created.Recipient["workspace_id"], "fields use proto (snake_case) names")
-			require.Equal(t, domainID, created.Recipient["domain_id"])
+			require.Equal(t, tn.workspace, created.Recipient["workspace_id"], "fields use proto (snake_case) names")
+			require.Equal(t, tn.domain, created.Recipient["domain_id"])
 			require.Equal(t, "RECIPIENT_STATUS_SUBSCRIBED", created.Recipient["status"])
 			require.NotContains(t, created.Recipient, "status_reason", "unset fields are omitted")
 
-			r = g.do(t, http.MethodGet, recipientsURL(g)+"/"+knownRecipientID, nil, auth)
+			r = g.do(t, http.MethodGet, recipientsURL(g, tn)+"/"+knownRecipientID, nil, auth)
 			require.Equal(t, http.StatusOK, r.status, string(r.body))
 			require.Contains(t, string(r.body), `"id":"`+knownRecipientID+`"`)
 
-			authz, ids := b.calls.seen()
+			authz, principals, ids := b.calls.seen()
 			require.NotEmpty(t, authz)
 			for _, a := range authz {
-				require.Equal(t, "Bearer "+token, a, "the caller's token reaches the service")
+				require.NotEqual(t, "Bearer "+token, a, "the caller's own token never reaches the service")
+			}
+			for _, p := range principals {
+				require.Equal(t, tn.userID, p.Subject)
+				require.Equal(t, tn.companyID, p.CompanyID.String())
+				require.Equal(t, tn.workspace, p.WorkspaceID.String(), "the token is narrowed to the route")
+				require.Equal(t, tn.domain, p.DomainID.String())
+				require.Equal(t, "owner", p.Role)
 			}
 			require.Contains(t, ids, "create-ada-1", "the request id reaches the service")
 		})
 
 		t.Run("campaign and events routes", func(t *testing.T) {
 			t.Parallel()
-			base := g.public + "/v1/workspaces/" + workspaceID + "/domains/" + domainID
+			base := g.public + "/v1/workspaces/" + tn.workspace + "/domains/" + tn.domain
 			campaignID := uuid.NewString()
 			r := g.do(t, http.MethodGet, base+"/campaigns/"+campaignID, nil, auth)
 			require.Equal(t, http.StatusOK, r.status, string(r.body))
@@ -243,12 +262,12 @@ func TestRun(t *testing.T) {
 
 		t.Run("no token", func(t *testing.T) {
 			t.Parallel()
-			r := g.do(t, http.MethodGet, recipientsURL(g)+"/"+knownRecipientID, nil, nil)
+			r := g.do(t, http.MethodGet, recipientsURL(g, tn)+"/"+knownRecipientID, nil, nil)
 			require.Equal(t, http.StatusUnauthorized, r.status)
 			e := decodeError(t, r)
 			require.Equal(t, "unauthenticated", e.Code)
 
-			r = g.do(t, http.MethodGet, recipientsURL(g)+"/"+knownRecipientID, nil,
+			r = g.do(t, http.MethodGet, recipientsURL(g, tn)+"/"+knownRecipientID, nil,
 				map[string]string{"Authorization": "Bearer " + signTokenWith(t, "another-secret-that-is-32-bytes-long!!")})
 			require.Equal(t, http.StatusUnauthorized, r.status)
 			require.Equal(t, "unauthenticated", decodeError(t, r).Code)
@@ -256,7 +275,7 @@ func TestRun(t *testing.T) {
 
 		t.Run("not found", func(t *testing.T) {
 			t.Parallel()
-			r := g.do(t, http.MethodGet, recipientsURL(g)+"/"+uuid.NewString(), nil, auth)
+			r := g.do(t, http.MethodGet, recipientsURL(g, tn)+"/"+uuid.NewString(), nil, auth)
 			require.Equal(t, http.StatusNotFound, r.status)
 			e := decodeError(t, r)
 			require.Equal(t, "not_found", e.Code)
@@ -266,13 +285,13 @@ func TestRun(t *testing.T) {
 
 		t.Run("invalid argument", func(t *testing.T) {
 			t.Parallel()
-			r := g.do(t, http.MethodPost, recipientsURL(g), strings.NewReader(`{"email":""}`), auth)
+			r := g.do(t, http.MethodPost, recipientsURL(g, tn), strings.NewReader(`{"email":""}`), auth)
 			require.Equal(t, http.StatusBadRequest, r.status)
 			e := decodeError(t, r)
 			require.Equal(t, "invalid_argument", e.Code)
 			require.Equal(t, "email is required", e.Message)
 
-			r = g.do(t, http.MethodPost, recipientsURL(g), strings.NewReader(`{"email":`), auth)
+			r = g.do(t, http.MethodPost, recipientsURL(g, tn), strings.NewReader(`{"email":`), auth)
 			require.Equal(t, http.StatusBadRequest, r.status)
 			require.Equal(t, "invalid_argument", decodeError(t, r).Code)
 		})
@@ -280,12 +299,12 @@ func TestRun(t *testing.T) {
 		t.Run("body over the limit", func(t *testing.T) {
 			t.Parallel()
 			big := `{"email":"` + strings.Repeat("a", testLimit) + `@example.com"}`
-			r := g.do(t, http.MethodPost, recipientsURL(g), strings.NewReader(big), auth)
+			r := g.do(t, http.MethodPost, recipientsURL(g, tn), strings.NewReader(big), auth)
 			require.Equal(t, http.StatusRequestEntityTooLarge, r.status)
 			require.Equal(t, "request_too_large", decodeError(t, r).Code)
 
 			// Without a declared length the limit applies while reading.
-			r = g.do(t, http.MethodPost, recipientsURL(g), io.MultiReader(strings.NewReader(big)), auth)
+			r = g.do(t, http.MethodPost, recipientsURL(g, tn), io.MultiReader(strings.NewReader(big)), auth)
 			require.Equal(t, http.StatusRequestEntityTooLarge, r.status)
 			require.Equal(t, "request_too_large", decodeError(t, r).Code)
 		})
@@ -296,7 +315,7 @@ func TestRun(t *testing.T) {
 			require.Equal(t, http.StatusNotFound, r.status)
 			require.Equal(t, "not_found", decodeError(t, r).Code)
 
-			r = g.do(t, http.MethodDelete, recipientsURL(g)+"/"+knownRecipientID, nil, auth)
+			r = g.do(t, http.MethodDelete, recipientsURL(g, tn)+"/"+knownRecipientID, nil, auth)
 			require.Equal(t, http.StatusMethodNotAllowed, r.status)
 			require.Equal(t, "method_not_allowed", decodeError(t, r).Code)
 		})
@@ -304,7 +323,7 @@ func TestRun(t *testing.T) {
 		t.Run("cors", func(t *testing.T) {
 			t.Parallel()
 			preflight := func(origin string) response {
-				return g.do(t, http.MethodOptions, recipientsURL(g), nil, map[string]string{
+				return g.do(t, http.MethodOptions, recipientsURL(g, tn), nil, map[string]string{
 					"Origin":                         origin,
 					"Access-Control-Request-Method":  "POST",
 					"Access-Control-Request-Headers": "authorization,content-type",
@@ -320,7 +339,7 @@ func TestRun(t *testing.T) {
 			require.NotEqual(t, http.StatusNoContent, r.status)
 			require.Empty(t, r.header.Get("Access-Control-Allow-Origin"))
 
-			r = g.do(t, http.MethodGet, recipientsURL(g)+"/"+knownRecipientID, nil, map[string]string{
+			r = g.do(t, http.MethodGet, recipientsURL(g, tn)+"/"+knownRecipientID, nil, map[string]string{
 				"Authorization": "Bearer " + token, "Origin": testFrontend,
 			})
 			require.Equal(t, http.StatusOK, r.status)
@@ -339,7 +358,7 @@ func TestRun(t *testing.T) {
 			require.NoError(t, json.Unmarshal(r.body, &doc))
 			require.Equal(t, "2.0", doc.Swagger)
 			require.NotEmpty(t, doc.Paths)
-			for _, op := range []string{"RecipientService_CreateRecipient", "CampaignService_GetCampaign", "EventsIngestService_IngestEvents"} {
+			for _, op := range []string{"RecipientService_CreateRecipient", "CampaignService_GetCampaign", "EventsIngestService_IngestEvents", "IdentityService_SignUp"} {
 				require.Contains(t, string(r.body), `"operationId": "`+op+`"`)
 			}
 		})
@@ -388,20 +407,22 @@ func signTokenWith(t *testing.T, secret string) string {
 // and the public port stops accepting before the request is answered.
 func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
-	token := signToken(t)
-	b := startBackends(t, token)
+	b := startBackends(t, testSecret)
 	g := startGateway(t, b, map[string]string{"DRAIN_DELAY": "1s"})
+	tn := signUp(t, g)
+	token := tn.bearer()
 	released := sync.OnceFunc(func() { close(b.recipients.release) })
 	t.Cleanup(released)
 
 	inflight := make(chan response, 1)
 	go func() {
-		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, recipientsURL(g)+"/"+slowRecipientID, nil)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, recipientsURL(g, tn)+"/"+slowRecipientID, nil)
 		if err != nil {
 			inflight <- response{}
 			return
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", g.clientIP)
 		resp, err := g.client.Do(req)
 		if err != nil {
 			inflight <- response{}
@@ -492,6 +513,13 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"frontend not a url", map[string]string{"FRONTEND_URL": "app.example.com"}, "FRONTEND_URL"},
 		{"port out of range", map[string]string{"PORT": "70000"}, "PORT"},
 		{"body limit zero", map[string]string{"HTTP_BODY_LIMIT": "0"}, "HTTP_BODY_LIMIT"},
+		{"previous secret too short", map[string]string{"JWT_SECRET_PREVIOUS": "short"}, "JWT_SECRET_PREVIOUS"},
+		{"previous secret is the current one", map[string]string{"JWT_SECRET_PREVIOUS": testSecret}, "JWT_SECRET_PREVIOUS"},
+		{"access token too long-lived", map[string]string{"JWT_EXPIRY": "48h"}, "JWT_EXPIRY"},
+		{"refresh shorter than access", map[string]string{"JWT_EXPIRY": "1h", "REFRESH_TOKEN_EXPIRY": "30m"}, "REFRESH_TOKEN_EXPIRY"},
+		{"rate not positive", map[string]string{"RATE_LIMIT_PER_SECOND": "0"}, "RATE_LIMIT_PER_SECOND"},
+		{"burst zero", map[string]string{"RATE_LIMIT_BURST": "0"}, "RATE_LIMIT_BURST"},
+		{"proxy not a cidr", map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "TRUSTED_PROXIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,5 +548,11 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, "localhost:50051", cfg.CampaignGRPCAddr)
 	require.Equal(t, "localhost:50053", cfg.EventsGRPCAddr)
 	require.EqualValues(t, 1048576, cfg.HTTPBodyLimit)
+	require.Equal(t, 15*time.Minute, cfg.JWTExpiry)
+	require.Equal(t, 7*24*time.Hour, cfg.RefreshTokenExpiry)
+	require.InDelta(t, 50.0, cfg.RateLimitPerSecond, 0)
+	require.Equal(t, 100, cfg.RateLimitBurst)
+	require.Empty(t, cfg.TrustedProxies)
+	require.Empty(t, cfg.JWTSecretPrevious)
 	require.Zero(t, cfg.AdminPort, "Run applies DefaultAdminPort")
 }

@@ -3,10 +3,12 @@ package app
 import (
 	"context"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/tenancy"
 	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
@@ -23,36 +25,54 @@ const (
 	slowRecipientID  = "0c7a9e55-2d4b-4f61-9a0e-3b5c8d1e7f22"
 )
 
-// calls records the metadata the fakes received, so tests can see what the gateway forwarded.
+// calls records what the fakes received, so tests can see what the gateway forwarded.
 type calls struct {
 	mu            sync.Mutex
 	authorization []string
+	principals    []tenancy.Principal
 	requestIDs    []string
 }
 
-func (c *calls) record(ctx context.Context) {
+func (c *calls) record(ctx context.Context, p tenancy.Principal) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.authorization = append(c.authorization, md.Get("authorization")...)
+	c.principals = append(c.principals, p)
 	c.requestIDs = append(c.requestIDs, md.Get("x-request-id")...)
 }
 
-func (c *calls) seen() (auth, ids []string) {
+func (c *calls) seen() (auth []string, principals []tenancy.Principal, ids []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]string(nil), c.authorization...), append([]string(nil), c.requestIDs...)
+	return append([]string(nil), c.authorization...), append([]tenancy.Principal(nil), c.principals...),
+		append([]string(nil), c.requestIDs...)
 }
 
-// requireBearer is the fakes' stand-in for the services' own token check: a call without
-// the expected bearer token is refused, so a test passing through it proves the token was
-// forwarded.
-func requireBearer(token string, c *calls) grpc.UnaryServerInterceptor {
+// requireToken is the fakes' stand-in for the services' own token check: a call without a
+// token signed with one of the secrets is refused, and a token narrowed to a workspace and
+// domain reaches only those (tenancy.Scope), as in the real services.
+func requireToken(c *calls, secrets ...string) grpc.UnaryServerInterceptor {
+	v := tenancy.NewVerifier(secrets...)
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		c.record(ctx)
 		md, _ := metadata.FromIncomingContext(ctx)
-		if got := md.Get("authorization"); len(got) == 0 || got[0] != "Bearer "+token {
+		got := md.Get("authorization")
+		if len(got) == 0 {
 			return nil, status.Error(codes.Unauthenticated, "missing bearer token")
+		}
+		p, err := v.Verify(strings.TrimPrefix(got[0], "Bearer "))
+		if err != nil {
+			return nil, status.Error(codes.Unauthenticated, "invalid bearer token")
+		}
+		c.record(ctx, p)
+		ctx = tenancy.WithPrincipal(ctx, p)
+		if r, ok := req.(interface {
+			GetWorkspaceId() string
+			GetDomainId() string
+		}); ok {
+			if _, err := tenancy.Scope(ctx, r.GetWorkspaceId(), r.GetDomainId()); err != nil {
+				return nil, status.Error(codes.NotFound, "out of scope")
+			}
 		}
 		return h(ctx, req)
 	}
@@ -131,8 +151,8 @@ type backends struct {
 }
 
 // startBackends serves the fakes on loopback ports until the test ends; each accepts only
-// calls that carry token.
-func startBackends(t *testing.T, token string) *backends {
+// calls that carry a token signed with one of secrets.
+func startBackends(t *testing.T, secrets ...string) *backends {
 	t.Helper()
 	b := &backends{
 		recipients: &fakeRecipients{slowStarted: make(chan struct{}), release: make(chan struct{})},
@@ -142,7 +162,7 @@ func startBackends(t *testing.T, token string) *backends {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 		require.NoError(t, err)
-		srv := grpc.NewServer(grpc.ChainUnaryInterceptor(requireBearer(token, b.calls)))
+		srv := grpc.NewServer(grpc.ChainUnaryInterceptor(requireToken(b.calls, secrets...)))
 		register(srv)
 		done := make(chan struct{})
 		go func() {

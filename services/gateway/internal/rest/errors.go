@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.uber.org/zap"
@@ -137,17 +139,56 @@ func writeTooLarge(w http.ResponseWriter, r *http.Request, limit int64) {
 		"the request body is larger than "+strconv.FormatInt(limit, 10)+" bytes", nil)
 }
 
-// publicDetails keeps the details a client can act on: field violations.
-func publicDetails(st *status.Status) []any {
+// publicDetails keeps the details a client can act on: field violations, and the metadata of
+// an ErrorInfo, whose reason then names the error code (PLAN_LIMIT_EXCEEDED becomes code
+// "plan_limit_exceeded" with details [{"limit":"seats","max":5}]). code is the error code to
+// answer with.
+func publicDetails(st *status.Status, code string) (string, []any) {
 	out := []any{}
 	for _, d := range st.Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, v := range br.GetFieldViolations() {
+		switch d := d.(type) {
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
 				out = append(out, FieldViolation{Field: v.GetField(), Description: v.GetDescription()})
+			}
+		case *errdetails.ErrorInfo:
+			if d.GetReason() != "" {
+				code = strings.ToLower(d.GetReason())
+			}
+			if md := d.GetMetadata(); len(md) > 0 {
+				detail := make(map[string]any, len(md))
+				for k, v := range md {
+					// Numbers travel as strings in ErrorInfo; clients get them as numbers.
+					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+						detail[k] = n
+					} else {
+						detail[k] = v
+					}
+				}
+				out = append(out, detail)
 			}
 		}
 	}
-	return out
+	return code, out
+}
+
+// retryAfter returns the delay of a RetryInfo detail.
+func retryAfter(st *status.Status) (time.Duration, bool) {
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
+// WriteStatus returns a function that writes an error (a gRPC status, or any error, which is
+// then internal) in the error shape, as the API's error handler does.
+func WriteStatus(log *zap.Logger, bodyLimit int64) func(http.ResponseWriter, *http.Request, error) {
+	h := errorHandler(log, bodyLimit)
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		h(r.Context(), nil, nil, w, r, err)
+	}
 }
 
 // errorHandler is the grpc-gateway error handler: every error of a proxied call, a request
@@ -179,7 +220,11 @@ func errorHandler(log *zap.Logger, bodyLimit int64) runtime.ErrorHandlerFunc {
 		if st.Code() == codes.Unauthenticated {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
 		}
-		WriteError(w, r, m.Status, m.Code, st.Message(), publicDetails(st))
+		if d, ok := retryAfter(st); ok {
+			w.Header().Set(HeaderRetryAfter, retryAfterSeconds(d))
+		}
+		code, details := publicDetails(st, m.Code)
+		WriteError(w, r, m.Status, code, st.Message(), details)
 	}
 }
 

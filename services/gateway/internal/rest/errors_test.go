@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/stretchr/testify/require"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestMain(m *testing.M) {
@@ -101,6 +103,31 @@ func TestErrorHandlerFieldViolations(t *testing.T) {
 	require.Equal(t, "invalid_argument", body.Code)
 	require.Equal(t, "email is not a valid address", body.Message)
 	require.Equal(t, []any{map[string]any{"field": "email", "description": "must be an email address"}}, body.Details)
+}
+
+func TestErrorHandlerErrorInfo(t *testing.T) {
+	t.Parallel()
+	st, err := status.New(codes.FailedPrecondition, "the plan allows at most 5 seats").WithDetails(&errdetails.ErrorInfo{
+		Reason: "PLAN_LIMIT_EXCEEDED", Domain: "herald", Metadata: map[string]string{"limit": "seats", "max": "5"},
+	})
+	require.NoError(t, err)
+	rec, body, _ := serveError(t, st.Err())
+	require.Equal(t, http.StatusBadRequest, rec.Code)
+	require.Equal(t, "plan_limit_exceeded", body.Code, "the reason names the code clients act on")
+	require.Equal(t, []any{map[string]any{"limit": "seats", "max": float64(5)}}, body.Details)
+	require.Contains(t, rec.Body.String(), `"max":5`, "numbers stay numbers")
+}
+
+func TestErrorHandlerRetryInfo(t *testing.T) {
+	t.Parallel()
+	st, err := status.New(codes.ResourceExhausted, "too many attempts").WithDetails(&errdetails.RetryInfo{
+		RetryDelay: durationpb.New(1500 * time.Millisecond),
+	})
+	require.NoError(t, err)
+	rec, body, _ := serveError(t, st.Err())
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Equal(t, "resource_exhausted", body.Code)
+	require.Equal(t, "2", rec.Header().Get("Retry-After"), "seconds, rounded up")
 }
 
 func TestErrorHandlerHidesServerErrors(t *testing.T) {

@@ -215,6 +215,9 @@ const (
 	corsHeaders = "Authorization, Content-Type, " + HeaderRequestID
 )
 
+// corsExposed are the response headers a browser lets the front end read.
+const corsExposed = HeaderRequestID + ", " + HeaderRetryAfter + ", " + HeaderRateLimitRemaining
+
 // corsMaxAge is how long a browser may cache a preflight answer.
 const corsMaxAge = 10 * time.Minute
 
@@ -246,7 +249,7 @@ func withCORS(origin string, next http.Handler) http.Handler {
 		}
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", HeaderRequestID)
+			h.Set("Access-Control-Expose-Headers", corsExposed)
 		}
 		next.ServeHTTP(w, r)
 	})

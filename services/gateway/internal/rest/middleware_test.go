@@ -1,11 +1,14 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,44 @@ const (
 	testFrontend = "https://app.example.com"
 	testLimit    = 64
 )
+
+// tokenAuth authenticates access tokens; every route needs one.
+type tokenAuth struct{ v *tenancy.Verifier }
+
+func (tokenAuth) Public(*http.Request) bool { return false }
+
+func (a tokenAuth) Authenticate(ctx context.Context, tok string) (context.Context, error) {
+	p, err := a.v.Verify(tok)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, "invalid token")
+	}
+	return tenancy.WithPrincipal(ctx, p), nil
+}
+
+// budget allows a fixed number of requests per company.
+type budget struct {
+	mu   sync.Mutex
+	left map[uuid.UUID]int
+	size int
+}
+
+func (b *budget) Allow(r *http.Request) RateDecision {
+	p, ok := tenancy.PrincipalFrom(r.Context())
+	if !ok {
+		return RateDecision{}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	left, seen := b.left[p.CompanyID]
+	if !seen {
+		left = b.size
+	}
+	if left == 0 {
+		return RateDecision{Applies: true, RetryAfter: 1200 * time.Millisecond}
+	}
+	b.left[p.CompanyID] = left - 1
+	return RateDecision{Applies: true, Allowed: true, Remaining: left - 1}
+}
 
 type fixture struct {
 	handler http.Handler
@@ -61,7 +102,8 @@ func setup(t *testing.T) fixture {
 		Log:         log,
 		Registry:    reg,
 		Health:      health.New(nil, nil),
-		Verifier:    tenancy.NewVerifier(testSecret),
+		Auth:        tokenAuth{v: tenancy.NewVerifier(testSecret)},
+		Limiter:     &budget{left: map[uuid.UUID]int{}, size: 1000},
 		FrontendURL: testFrontend,
 		BodyLimit:   testLimit,
 		OpenAPI:     []byte(`{"swagger":"2.0"}`),
@@ -240,7 +282,7 @@ func TestCORS(t *testing.T) {
 	rec = f.do(t, http.MethodPost, "/v1/things/1", strings.NewReader("{}"), hdr)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, testFrontend, rec.Header().Get("Access-Control-Allow-Origin"))
-	require.Equal(t, HeaderRequestID, rec.Header().Get("Access-Control-Expose-Headers"))
+	require.Equal(t, "X-Request-Id, Retry-After, X-RateLimit-Remaining", rec.Header().Get("Access-Control-Expose-Headers"))
 
 	hdr["Origin"] = "https://evil.example.com"
 	rec = f.do(t, http.MethodPost, "/v1/things/1", strings.NewReader("{}"), hdr)
@@ -260,4 +302,31 @@ func TestPublicRoutes(t *testing.T) {
 	rec = f.do(t, http.MethodGet, "/nowhere", nil, nil)
 	require.Equal(t, http.StatusNotFound, rec.Code)
 	require.Equal(t, "not_found", decodeError(t, rec).Code)
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	h := NewHandler(Options{
+		Log: zap.NewNop(), Registry: prometheus.NewRegistry(), Health: health.New(nil, nil),
+		Auth:        tokenAuth{v: tenancy.NewVerifier(testSecret)},
+		Limiter:     &budget{left: map[uuid.UUID]int{}, size: 2},
+		FrontendURL: testFrontend, BodyLimit: testLimit,
+	}, http.NotFoundHandler())
+	f.handler = h
+	for want := 1; want >= 0; want-- {
+		rec := f.do(t, http.MethodGet, "/v1/anything", nil, f.auth())
+		require.Equal(t, http.StatusNotFound, rec.Code, "let through")
+		require.Equal(t, strconv.Itoa(want), rec.Header().Get(HeaderRateLimitRemaining))
+	}
+	rec := f.do(t, http.MethodGet, "/v1/anything", nil, f.auth())
+	require.Equal(t, http.StatusTooManyRequests, rec.Code)
+	require.Equal(t, "2", rec.Header().Get(HeaderRetryAfter), "whole seconds, rounded up")
+	require.Equal(t, "0", rec.Header().Get(HeaderRateLimitRemaining))
+	require.Equal(t, "resource_exhausted", decodeError(t, rec).Code)
+
+	// Requests refused before authentication are not metered.
+	rec = f.do(t, http.MethodGet, "/v1/anything", nil, nil)
+	require.Equal(t, http.StatusUnauthorized, rec.Code)
+	require.Empty(t, rec.Header().Get(HeaderRateLimitRemaining))
 }

@@ -1,17 +1,18 @@
 // Package rest is the gateway's public HTTP surface: the health endpoints, the OpenAPI
-// document, and the /v1 REST API that grpc-gateway proxies to the internal gRPC services
-// behind request ids, access logs, panic recovery, RED metrics, a body limit, CORS for the
-// front end and bearer-token authentication. Every error leaves in one JSON shape (Error).
+// document, and the /v1 REST API that grpc-gateway serves (the identity service in process,
+// the others proxied to the internal gRPC services) behind request ids, access logs, panic
+// recovery, RED metrics, a body limit, CORS for the front end, bearer-credential
+// authentication and a per-company rate limit. Every error leaves in one JSON shape (Error).
 package rest
 
 import (
+	"context"
 	"net/http"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/heraldmail/herald/libs/health"
 	"github.com/heraldmail/herald/libs/metrics"
-	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,8 +32,9 @@ const (
 
 // NewAPIMux returns the grpc-gateway mux of the /v1 API: snake_case JSON (proto field names),
 // unset fields omitted, unknown request fields rejected, and every error in the error shape.
-// Register the services' handlers on it, then pass it to NewHandler.
-func NewAPIMux(log *zap.Logger, bodyLimit int64) *runtime.ServeMux {
+// mws run after the route matched, in order (authorization goes there). Register the
+// services' handlers on it, then pass it to NewHandler.
+func NewAPIMux(log *zap.Logger, bodyLimit int64, mws ...runtime.Middleware) *runtime.ServeMux {
 	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
@@ -40,11 +42,37 @@ func NewAPIMux(log *zap.Logger, bodyLimit int64) *runtime.ServeMux {
 		}),
 		runtime.WithErrorHandler(errorHandler(log, bodyLimit)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler()),
-		runtime.WithMiddlewares(recordRoute),
+		runtime.WithMiddlewares(append([]runtime.Middleware{recordRoute}, mws...)...),
 		runtime.WithMetadata(requestIDMetadata),
 		// Clients choose the method; a header must not change it behind the route table.
 		runtime.WithDisableHTTPMethodOverride(),
 	)
+}
+
+// Authenticator checks the credentials of /v1 requests.
+type Authenticator interface {
+	// Public reports whether the request's route needs no credentials.
+	Public(r *http.Request) bool
+	// Authenticate checks a bearer credential and returns ctx carrying the caller; the error
+	// is a gRPC status (Unauthenticated for a bad credential).
+	Authenticate(ctx context.Context, bearer string) (context.Context, error)
+}
+
+// RateDecision is a rate limiter's answer for one request.
+type RateDecision struct {
+	// Applies is false for requests the limiter does not meter (no caller yet).
+	Applies bool
+	// Allowed is false when the caller's budget is spent.
+	Allowed bool
+	// Remaining is what is left of the budget.
+	Remaining int
+	// RetryAfter is when the next request would be allowed.
+	RetryAfter time.Duration
+}
+
+// Limiter meters authenticated requests.
+type Limiter interface {
+	Allow(r *http.Request) RateDecision
 }
 
 // Options are what NewHandler wires in.
@@ -52,7 +80,12 @@ type Options struct {
 	Log      *zap.Logger
 	Registry prometheus.Registerer
 	Health   *health.Handler
-	Verifier *tenancy.Verifier
+	// Auth authenticates every /v1 request whose route is not public.
+	Auth Authenticator
+	// Limiter meters authenticated requests; nil means no limit.
+	Limiter Limiter
+	// ClientIP puts the client's address in the request context; nil means none.
+	ClientIP func(http.Handler) http.Handler
 	// FrontendURL is the only origin browsers may call the API from.
 	FrontendURL string
 	// BodyLimit is the largest request body accepted, in bytes.
@@ -63,12 +96,19 @@ type Options struct {
 
 // NewHandler returns the handler of the public port. /health, /health/live, /health/ready
 // and /openapi.json are public; /v1/ goes through request id, access log, recovery, metrics,
-// body limit, CORS and authentication to api.
+// body limit, CORS, client address, authentication and the rate limit to api (where
+// authorization runs once the route matched).
 func NewHandler(o Options, api http.Handler) http.Handler {
 	red := metrics.NewHTTPServer(o.Registry)
 
 	v1 := withTimeout(RequestTimeout, api)
-	v1 = tenancy.Middleware(o.Verifier, nil, writeUnauthenticated, v1)
+	if o.Limiter != nil {
+		v1 = withRateLimit(o.Limiter, v1)
+	}
+	v1 = withAuthentication(o.Log, o.BodyLimit, o.Auth, v1)
+	if o.ClientIP != nil {
+		v1 = o.ClientIP(v1)
+	}
 	v1 = withCORS(o.FrontendURL, v1)
 	v1 = withBodyLimit(o.BodyLimit, v1)
 	v1 = red.Middleware(func(r *http.Request) string { return route(r.Context()) }, v1)
