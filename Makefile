@@ -99,6 +99,12 @@ migrate: ## apply the migrations to DATABASE_URL (default: the local stack's dat
 	fi; \
 	go run ./migrations/cmd/migrate up
 
+.PHONY: n-minus-1
+n-minus-1: ## check the previous release's e2e tests on the current migrations, and that a breaking one fails (ARGS=REF)
+	@$(test_env); \
+	bash scripts/n-minus-1.sh $(ARGS); \
+	cd tools && HERALD_N_MINUS_1=1 go test -count=1 -timeout 20m -run '^TestRenameFailsTheCheck$$' ./nminus1
+
 .PHONY: bench
 bench: ## run the benchmarks of every module (BENCH=regexp, default all)
 	@$(test_env); \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 )
 
@@ -15,5 +16,32 @@ func MigrateSchemaFS(ctx context.Context, databaseURL string, files fs.FS, schem
 	if err != nil {
 		return err
 	}
-	return migrateSchema(ctx, base, files, schema, log)
+	return migrateSchema(ctx, base, files, schema, 0, log)
+}
+
+// UpSteps does what Up does for the owning schemas, applying at most steps
+// migrations of each, and leaves River alone: a database migrated step by
+// step, as successive releases would have left it.
+func UpSteps(ctx context.Context, databaseURL string, steps int, log *zap.Logger) error {
+	base, err := parseDatabaseURL(databaseURL)
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	if err := ensureRoles(ctx, conn, log); err != nil {
+		return err
+	}
+	for _, schema := range Schemas() {
+		if err := createSchema(ctx, conn, schema); err != nil {
+			return err
+		}
+		if err := migrateSchema(ctx, base, sqlFS, schema, steps, log); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package migrations owns Herald's database schema: the SQL of every owning
-// schema (identity, recipient, campaign, events), embedded in the binary, and
-// the runner that applies it together with River's own migrations.
+// schema (identity, recipient, campaign, events, maintenance), embedded in the
+// binary, the runner that applies it together with River's own migrations
+// (Up, Plan, Down) and the development seed data (Seed).
 //
 // Each schema has its own linear golang-migrate history in
 // <schema>.schema_migrations, so a service's schema can move on without the
@@ -18,6 +19,7 @@ package migrations
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -30,6 +32,7 @@ import (
 	"net/url"
 	"path"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,9 +75,12 @@ func Files() fs.FS {
 	return sqlFS
 }
 
-// Schemas returns the owning schemas in the order Up migrates them.
+// Schemas returns the owning schemas in the order Up migrates them. Schema
+// maintenance holds no service's data: it is the migrations' own, for the
+// bookkeeping of maintenance jobs (the progress of backfills, used by the
+// worker).
 func Schemas() []string {
-	return []string{"identity", "recipient", "campaign", "events"}
+	return []string{"identity", "recipient", "campaign", "events", "maintenance"}
 }
 
 // SchemaStatus is the migration state of one schema.
@@ -115,11 +121,9 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 	}()
 
 	start := time.Now()
-	log.Info("waiting for migration lock", zap.String("lock", lockName))
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockName); err != nil {
-		return fmt.Errorf("acquire migration lock: %w", err)
+	if err := lock(ctx, conn, log); err != nil {
+		return err
 	}
-	log.Info("migration lock acquired", zap.Duration("waited", time.Since(start)))
 
 	if err := ensureRoles(ctx, conn, log); err != nil {
 		return err
@@ -129,7 +133,7 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 		if err := createSchema(ctx, conn, schema); err != nil {
 			return err
 		}
-		if err := migrateSchema(ctx, base, sqlFS, schema, log); err != nil {
+		if err := migrateSchema(ctx, base, sqlFS, schema, 0, log); err != nil {
 			return err
 		}
 	}
@@ -144,10 +148,30 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 		return err
 	}
 
+	if err := unlock(ctx, conn); err != nil {
+		return err
+	}
+	log.Info("migrations applied", zap.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// lock takes the migration lock on conn's session, waiting for a run that
+// holds it. Closing the session releases it too.
+func lock(ctx context.Context, conn *pgx.Conn, log *zap.Logger) error {
+	start := time.Now()
+	log.Info("waiting for migration lock", zap.String("lock", lockName))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockName); err != nil {
+		return fmt.Errorf("acquire migration lock: %w", err)
+	}
+	log.Info("migration lock acquired", zap.Duration("waited", time.Since(start)))
+	return nil
+}
+
+// unlock releases the migration lock taken by lock.
+func unlock(ctx context.Context, conn *pgx.Conn) error {
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock(hashtextextended($1, 0))", lockName); err != nil {
 		return fmt.Errorf("release migration lock: %w", err)
 	}
-	log.Info("migrations applied", zap.Duration("duration", time.Since(start)))
 	return nil
 }
 
@@ -171,22 +195,8 @@ func Status(ctx context.Context, databaseURL string) ([]SchemaStatus, error) {
 			return nil, err
 		}
 		st := SchemaStatus{Schema: schema, Latest: latest}
-
-		table := pgx.Identifier{schema, historyTable}.Sanitize()
-		var exists bool
-		if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("look up %s: %w", table, err)
-		}
-		if exists {
-			var version int64
-			err := pool.QueryRow(ctx, "SELECT version, dirty FROM "+table+" LIMIT 1").Scan(&version, &st.Dirty)
-			switch {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
-				return nil, fmt.Errorf("read %s: %w", table, err)
-			case version > 0:
-				st.Version = uint(version)
-			}
+		if st.Version, st.Dirty, err = schemaVersion(ctx, pool, schema); err != nil {
+			return nil, err
 		}
 		statuses = append(statuses, st)
 	}
@@ -207,6 +217,39 @@ func Status(ctx context.Context, databaseURL string) ([]SchemaStatus, error) {
 		st.Version = uint(existing[len(existing)-1].Version)
 	}
 	return append(statuses, st), nil
+}
+
+// querier is what schemaVersion needs of a connection or a pool.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// schemaVersion reads the golang-migrate history of schema: the applied
+// version (0 when none, or when the schema or its history does not exist
+// yet) and the dirty flag.
+func schemaVersion(ctx context.Context, q querier, schema string) (uint, bool, error) {
+	table := pgx.Identifier{schema, historyTable}.Sanitize()
+	var exists bool
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil {
+		return 0, false, fmt.Errorf("look up %s: %w", table, err)
+	}
+	if !exists {
+		return 0, false, nil
+	}
+	var (
+		version int64
+		dirty   bool
+	)
+	err := q.QueryRow(ctx, "SELECT version, dirty FROM "+table+" LIMIT 1").Scan(&version, &dirty)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("read %s: %w", table, err)
+	case version > 0:
+		return uint(version), dirty, nil
+	}
+	return 0, dirty, nil
 }
 
 // Fingerprint is a hex SHA-256 over every embedded SQL file and River's
@@ -287,11 +330,12 @@ func createSchema(ctx context.Context, conn *pgx.Conn, schema string) error {
 	return nil
 }
 
-// migrateSchema applies the pending migrations of one owning schema, read
-// from sql/<schema> in files, with golang-migrate. search_path puts the
-// history table (and nothing else: the SQL names its schema) in the schema
-// itself.
-func migrateSchema(ctx context.Context, base *url.URL, files fs.FS, schema string, log *zap.Logger) (err error) {
+// migrateSchema moves one owning schema along its migrations, read from
+// sql/<schema> in files, with golang-migrate: steps 0 applies every pending
+// migration, steps > 0 applies at most that many, steps < 0 rolls back that
+// many (running the .down.sql files). search_path puts the history table (and
+// nothing else: the SQL names its schema) in the schema itself.
+func migrateSchema(ctx context.Context, base *url.URL, files fs.FS, schema string, steps int, log *zap.Logger) (err error) {
 	log = log.With(zap.String("schema", schema))
 
 	source, err := iofs.New(files, path.Join("sql", schema))
@@ -345,7 +389,11 @@ func migrateSchema(ctx context.Context, base *url.URL, files fs.FS, schema strin
 	}
 
 	start := time.Now()
-	err = m.Up()
+	if steps == 0 {
+		err = m.Up()
+	} else {
+		err = m.Steps(steps)
+	}
 	var dirty migrate.ErrDirty
 	switch {
 	case errors.Is(err, migrate.ErrNoChange):
@@ -364,7 +412,11 @@ func migrateSchema(ctx context.Context, base *url.URL, files fs.FS, schema strin
 	if err != nil {
 		return fmt.Errorf("read version of %s: %w", schema, err)
 	}
-	log.Info("schema migrated",
+	msg := "schema migrated"
+	if steps < 0 {
+		msg = "schema rolled back"
+	}
+	log.Info(msg,
 		zap.Uint("from_version", from),
 		zap.Uint("version", to),
 		zap.Duration("duration", time.Since(start)),
@@ -486,23 +538,59 @@ func newPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 // latestVersion is the highest version among the embedded migrations of
 // schema.
 func latestVersion(schema string) (uint, error) {
+	files, err := migrationFiles(schema)
+	if err != nil {
+		return 0, err
+	}
+	if len(files) == 0 {
+		return 0, nil
+	}
+	return files[len(files)-1].Version, nil
+}
+
+// migrationFile is one embedded migration of an owning schema.
+type migrationFile struct {
+	Version uint
+	// Up and Down are the file names, e.g. 000002_identity_accounts.up.sql;
+	// Down is empty when the migration has no down file.
+	Up, Down string
+}
+
+// migrationFiles lists the embedded migrations of schema, oldest first.
+func migrationFiles(schema string) ([]migrationFile, error) {
 	entries, err := sqlFS.ReadDir(path.Join("sql", schema))
 	if err != nil {
-		return 0, fmt.Errorf("list migrations of %s: %w", schema, err)
+		return nil, fmt.Errorf("list migrations of %s: %w", schema, err)
 	}
-	var latest uint
+	byVersion := map[uint]*migrationFile{}
 	for _, e := range entries {
-		prefix, _, ok := strings.Cut(e.Name(), "_")
+		name := e.Name()
+		prefix, _, ok := strings.Cut(name, "_")
 		if !ok {
 			continue
 		}
 		v, err := strconv.ParseUint(prefix, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("version of %s/%s: %w", schema, e.Name(), err)
+			return nil, fmt.Errorf("version of %s/%s: %w", schema, name, err)
 		}
-		latest = max(latest, uint(v))
+		f := byVersion[uint(v)]
+		if f == nil {
+			f = &migrationFile{Version: uint(v)}
+			byVersion[uint(v)] = f
+		}
+		switch {
+		case strings.HasSuffix(name, ".up.sql"):
+			f.Up = name
+		case strings.HasSuffix(name, ".down.sql"):
+			f.Down = name
+		}
 	}
-	return latest, nil
+	files := make([]migrationFile, 0, len(byVersion))
+	for _, f := range byVersion {
+		files = append(files, *f)
+	}
+	slices.SortFunc(files, func(a, b migrationFile) int { return cmp.Compare(a.Version, b.Version) })
+	return files, nil
 }
 
 // redactURLError drops the text of a *url.Error, which repeats the URL and

@@ -177,6 +177,11 @@ func TestCatalogPrivileges(t *testing.T) {
 	want = append(want,
 		migrations.RoleGateway+" EXECUTE identity.api_key_by_prefix(text)",
 		migrations.RoleGateway+" EXECUTE identity.invitation_by_token_hash(text)",
+		// The progress of backfills: the worker runs them and never deletes one.
+		migrations.RoleWorker+" USAGE schema maintenance",
+		migrations.RoleWorker+" SELECT maintenance.backfills",
+		migrations.RoleWorker+" INSERT maintenance.backfills",
+		migrations.RoleWorker+" UPDATE maintenance.backfills",
 	)
 
 	schemas := append(appSchemas(), migrations.RiverSchema, "public")
@@ -396,6 +401,9 @@ func TestRolesStayInTheirSchemas(t *testing.T) {
 		{migrations.RoleGateway, "river.river_job"},
 		{migrations.RoleRecipient, "river.river_queue"},
 		{migrations.RoleRecipient, "recipient.schema_migrations"},
+		{migrations.RoleRecipient, "maintenance.backfills"},
+		{migrations.RoleGateway, "maintenance.backfills"},
+		{migrations.RoleWorker, "maintenance.schema_migrations"},
 	} {
 		pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, tc.role))
 		_, err := tenantsOrCount(ctx, pool, tc.table)

@@ -5,6 +5,7 @@ package jobs
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -55,6 +56,33 @@ func (RecipientStatusArgs) Kind() string { return "recipient_status" }
 func (RecipientStatusArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		Queue:      QueueNotifications,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
+// BackfillArgs asks the worker to run, or resume, the backfill registered under Name (see
+// libs/backfill): batches of BatchSize rows, each in its own short transaction, with Pause
+// between batches. Its progress is kept in maintenance.backfills, so a job that is
+// interrupted resumes from the last batch that committed. There is at most one job per
+// backfill, whatever its settings.
+type BackfillArgs struct {
+	// Name is the backfill's registered name (lower-case letters, digits and '_').
+	Name string `json:"name" river:"unique"`
+	// BatchSize is the number of rows per batch; 0 means the default of libs/backfill.
+	BatchSize int `json:"batch_size"`
+	// Pause is the wait between two batches, which keeps the load on the database and on
+	// replication low; 0 runs the batches back to back.
+	Pause time.Duration `json:"pause"`
+}
+
+// Kind implements river.JobArgs.
+func (BackfillArgs) Kind() string { return "backfill" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: backfills run on the maintenance queue,
+// one job per backfill name.
+func (BackfillArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueMaintenance,
 		UniqueOpts: river.UniqueOpts{ByArgs: true},
 	}
 }

@@ -25,8 +25,9 @@ type tenant struct {
 	refresh                    string
 }
 
-// e2ePassword is the password of every account the tests sign up.
-const e2ePassword = "correct horse battery staple"
+// e2ePassword is the password of every account the tests sign up: a sentinel of the run,
+// which the hygiene check looks for everywhere.
+func e2ePassword() string { return watch.userPassword }
 
 // tokens is the JSON of the tokens a login returns.
 type tokens struct {
@@ -46,7 +47,7 @@ func newTenant(t *testing.T, s *system) tenant {
 		Workspace map[string]string `json:"workspace"`
 	}
 	code, raw := a.do(http.MethodPost, "/v1/auth/signup", "", map[string]any{
-		"company_name": "Acme", "email": email, "password": e2ePassword, "name": "Ada",
+		"company_name": "Acme", "email": email, "password": e2ePassword(), "name": "Ada",
 	}, nil)
 	require.Equal(t, http.StatusOK, code, "sign up: %s", raw)
 	require.NoError(t, json.Unmarshal(raw, &res))
@@ -79,17 +80,20 @@ func (tn tenant) path(rest string) string {
 	return "/v1/workspaces/" + tn.workspace.String() + "/domains/" + tn.domain.String() + rest
 }
 
-// api calls the gateway's REST API as a client.
+// api calls the gateway's REST API as a client. Every answer is recorded for the hygiene
+// check.
 type api struct {
 	t    *testing.T
 	base string
 	http *http.Client
+	// last is the id of the last answer recorded (see hygiene.addAPIKey).
+	last int
 }
 
 // newAPI returns a client of the shared system's gateway.
 func newAPI(t *testing.T, s *system) *api {
 	t.Helper()
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	c := newRecordingClient(30 * time.Second)
 	t.Cleanup(c.CloseIdleConnections)
 	return &api{t: t, base: s.gateway, http: c}
 }
@@ -97,6 +101,17 @@ func newAPI(t *testing.T, s *system) *api {
 // do sends a request with token (none when empty) and a JSON body (none when nil), and
 // decodes a JSON answer into out when out is not nil. It returns the status and raw body.
 func (a *api) do(method, path, token string, body, out any) (int, []byte) {
+	a.t.Helper()
+	code, _, raw := a.request(method, path, token, body)
+	if out != nil {
+		require.NoError(a.t, json.Unmarshal(raw, out), "answer of %s %s: %s", method, path, raw)
+	}
+	return code, raw
+}
+
+// request sends a request with token (none when empty) and a JSON body (none when nil) and
+// returns the status, headers and body of the answer.
+func (a *api) request(method, path, token string, body any) (int, http.Header, []byte) {
 	a.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -106,6 +121,7 @@ func (a *api) do(method, path, token string, body, out any) (int, []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	ctx = context.WithValue(ctx, responseIDKey{}, &a.last)
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
 	require.NoError(a.t, err)
 	if body != nil {
@@ -119,10 +135,7 @@ func (a *api) do(method, path, token string, body, out any) (int, []byte) {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(a.t, err)
-	if out != nil {
-		require.NoError(a.t, json.Unmarshal(raw, out), "answer of %s %s: %s", method, path, raw)
-	}
-	return resp.StatusCode, raw
+	return resp.StatusCode, resp.Header, raw
 }
 
 // restError is the gateway's error shape.

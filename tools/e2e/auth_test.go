@@ -20,7 +20,7 @@ func TestSessionLifecycle(t *testing.T) {
 	var login struct {
 		Tokens tokens `json:"tokens"`
 	}
-	code, raw := a.do(http.MethodPost, "/v1/auth/login", "", map[string]any{"email": tn.email, "password": e2ePassword}, &login)
+	code, raw := a.do(http.MethodPost, "/v1/auth/login", "", map[string]any{"email": tn.email, "password": e2ePassword()}, &login)
 	require.Equal(t, http.StatusOK, code, "log in: %s", raw)
 
 	var me struct {
@@ -62,6 +62,7 @@ func TestRolesReachTheServices(t *testing.T) {
 		code, raw := a.do(http.MethodPost, "/v1/workspaces/"+tn.workspace.String()+"/api-keys", tn.token,
 			map[string]any{"name": role, "role": role}, &res)
 		require.Equal(t, http.StatusOK, code, "create api key: %s", raw)
+		watch.addAPIKey(role, res.Secret, a.last)
 		return res.Secret
 	}
 	viewer, editor := key("ROLE_VIEWER"), key("ROLE_EDITOR")
@@ -90,7 +91,7 @@ func TestRolesReachTheServices(t *testing.T) {
 		Tokens tokens `json:"tokens"`
 	}
 	code, raw = a.do(http.MethodPost, "/v1/auth/invitations:accept", "",
-		map[string]any{"invitation_token": inv.InvitationToken, "password": e2ePassword}, &acc)
+		map[string]any{"invitation_token": inv.InvitationToken, "password": e2ePassword()}, &acc)
 	require.Equal(t, http.StatusOK, code, "accept: %s", raw)
 	code, raw = a.do(http.MethodGet, tn.path("/campaigns/"+uuid.NewString()), acc.Tokens.AccessToken, nil, nil)
 	require.Equal(t, http.StatusNotFound, code, "the member reaches the campaign service: %s", raw)

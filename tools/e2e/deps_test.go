@@ -35,12 +35,7 @@ func TestRedisLossAndRecovery(t *testing.T) {
 	binaries(t) // skips with -short
 	rs := newRedisServer(t)
 	rs.start(t)
-	proc := startOwn(t, "recipient", deps{
-		databaseURL: pgtest.URL(t),
-		redisAddr:   rs.addr(),
-		jwtSecret:   randomSecret(),
-		drainDelay:  time.Second,
-	})
+	proc := startOwn(t, "recipient", watch.deps(pgtest.URL(t), rs.addr(), shared(t).deps.sentryDSN))
 	requireRecovers(t, proc, "redis", func() { rs.stop(t) }, func() { rs.start(t) })
 }
 
@@ -56,12 +51,8 @@ func TestPostgresLossAndRecovery(t *testing.T) {
 	defer cancel()
 	require.NoError(t, migrations.Up(ctx, pg.url(), zap.NewNop()))
 
-	proc := startOwn(t, "recipient", deps{
-		databaseURL: pg.url(),
-		redisAddr:   pgtest.RedisAddr(t),
-		jwtSecret:   randomSecret(),
-		drainDelay:  time.Second,
-	})
+	s := shared(t)
+	proc := startOwn(t, "recipient", watch.deps(pg.url(), s.deps.redisAddr, s.deps.sentryDSN))
 	requireRecovers(t, proc, "database", func() { pg.stop(t) }, func() { pg.start(t) })
 }
 
@@ -93,56 +84,98 @@ func requireRecovers(t *testing.T, proc *process, dep string, down, up func()) {
 	require.Equal(t, "up", rep.Info[dep]["status"])
 	require.False(t, proc.exited(), "the service exited")
 	require.Equal(t, pid, proc.cmd.Process.Pid)
+	require.NoError(t, watch.collectMetrics(proc))
 
 	exit, err := proc.terminate(stopTimeout)
 	require.NoError(t, err)
 	require.Zero(t, exit, "exit status after SIGTERM; output:\n%s", proc.out.tail(30))
 }
 
-// redisServer is a redis-server of one test, on a port of its own.
+// redisServer is a redis-server of its own, on a port of its own, that requires a password
+// when it has one. The password is in a configuration file, never on a command line.
 type redisServer struct {
-	bin  string
-	dir  string
-	port int
-	cmd  *exec.Cmd
-	done chan struct{}
+	bin      string
+	dir      string
+	port     int
+	password string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
-// newRedisServer picks a port; the server is stopped at the end of the test.
-func newRedisServer(t *testing.T) *redisServer {
-	t.Helper()
+// errNoRedisServer means redis-server is not installed.
+var errNoRedisServer = errors.New("redis-server is not installed (scripts/deps.sh installs it)")
+
+// prepareRedisServer picks a port and writes the configuration of a server that keeps its
+// files in dir and requires password (none when empty).
+func prepareRedisServer(dir, password string) (*redisServer, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed (scripts/deps.sh installs it)")
+		return nil, errNoRedisServer
 	}
 	free, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	rs := &redisServer{bin: bin, dir: dir, port: free[0], password: password}
+	conf := fmt.Sprintf("port %d\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir %q\nlogfile %q\n",
+		rs.port, dir, filepath.Join(dir, "redis.log"))
+	if password != "" {
+		conf += fmt.Sprintf("requirepass %q\n", password)
+	}
+	if err := os.WriteFile(rs.confPath(), []byte(conf), 0o600); err != nil {
+		return nil, fmt.Errorf("write the redis configuration: %w", err)
+	}
+	return rs, nil
+}
+
+// newRedisServer prepares a server of the test's own with the run's Redis password; it is
+// stopped at the end of the test.
+func newRedisServer(t *testing.T) *redisServer {
+	t.Helper()
+	rs, err := prepareRedisServer(t.TempDir(), watch.redisPassword)
+	if errors.Is(err, errNoRedisServer) {
+		t.Skip(err)
+	}
 	require.NoError(t, err)
-	rs := &redisServer{bin: bin, dir: t.TempDir(), port: free[0]}
-	t.Cleanup(func() { rs.stop(t) })
+	t.Cleanup(rs.kill)
 	return rs
 }
 
 func (rs *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(rs.port) }
 
-// start runs redis-server and waits until it answers PING.
-func (rs *redisServer) start(t *testing.T) {
-	t.Helper()
-	rs.cmd = exec.CommandContext(context.Background(), rs.bin, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--logfile", filepath.Join(rs.dir, "redis.log"))
-	require.NoError(t, rs.cmd.Start())
+func (rs *redisServer) confPath() string { return filepath.Join(rs.dir, "redis.conf") }
+
+// run starts redis-server and waits until it answers PING.
+func (rs *redisServer) run() error {
+	cmd := exec.CommandContext(context.Background(), rs.bin, rs.confPath())
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
 	done := make(chan struct{})
-	cmd := rs.cmd
 	go func() { _ = cmd.Wait(); close(done) }()
-	rs.done = done
-	waitFor(t, 10*time.Second, "redis-server to answer", func() (bool, string) {
-		err := redisPing(rs.addr())
-		return err == nil, fmt.Sprint(err)
-	})
+	rs.cmd, rs.done = cmd, done
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := redisPing(rs.addr(), rs.password)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("redis-server exited at start; see %s", filepath.Join(rs.dir, "redis.log"))
+		case <-deadline.C:
+			rs.kill()
+			return fmt.Errorf("redis-server does not answer: %w", err)
+		case <-tick.C:
+		}
+	}
 }
 
-// stop kills the server, as a crash would, and waits for it.
-func (rs *redisServer) stop(t *testing.T) {
-	t.Helper()
+// kill stops the server, as a crash would, and waits for it.
+func (rs *redisServer) kill() {
 	if rs.cmd == nil {
 		return
 	}
@@ -151,8 +184,21 @@ func (rs *redisServer) stop(t *testing.T) {
 	rs.cmd = nil
 }
 
-// redisPing sends PING over RESP and expects PONG.
-func redisPing(addr string) error {
+// start runs the server for a test.
+func (rs *redisServer) start(t *testing.T) {
+	t.Helper()
+	require.NoError(t, rs.run())
+}
+
+// stop kills the server during a test.
+func (rs *redisServer) stop(t *testing.T) {
+	t.Helper()
+	rs.kill()
+}
+
+// redisPing authenticates with password (when there is one) and sends PING over RESP,
+// expecting PONG.
+func redisPing(addr, password string) error {
 	var d net.Dialer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -162,10 +208,24 @@ func redisPing(addr string) error {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	rd := bufio.NewReader(conn)
+	if password != "" {
+		if _, err := fmt.Fprintf(conn, "*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n", len(password), password); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if strings.TrimSpace(line) != "+OK" {
+			// The answer to a refused AUTH never quotes the password.
+			return fmt.Errorf("auth answer %q", strings.TrimSpace(line))
+		}
+	}
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	line, err := rd.ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("read: %w", err)
 	}

@@ -34,9 +34,10 @@ func getHealth(t *testing.T, client *http.Client, url string) (int, healthReport
 	return code, rep
 }
 
+// newHTTPClient returns a client whose answers are recorded for the hygiene check.
 func newHTTPClient(t *testing.T) *http.Client {
 	t.Helper()
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}
+	c := newRecordingClient(30 * time.Second)
 	t.Cleanup(c.CloseIdleConnections)
 	return c
 }

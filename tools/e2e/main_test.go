@@ -5,15 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-
-	"github.com/heraldmail/herald/migrations/pgtest"
 )
 
 // Time limits of the shared system.
@@ -49,6 +46,12 @@ func testMain(m *testing.M) int {
 		return m.Run()
 	}
 
+	// Every secret of the run is a sentinel; the check at the end looks for them in everything
+	// the tests saw.
+	watch = newHygiene()
+	sentry := newFakeSentry(watch)
+	defer sentry.Close()
+
 	dir, err := os.MkdirTemp("", "herald-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
@@ -64,9 +67,26 @@ func testMain(m *testing.M) int {
 	}
 	bins = dir
 
+	// The suite's own Redis, so that it can require the run's password.
+	redisDir, err := os.MkdirTemp("", "herald-e2e-redis-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(redisDir)
+	rs, err := prepareRedisServer(redisDir, watch.redisPassword)
+	if err == nil {
+		err = rs.run()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: the suite's redis-server:", err)
+		return 1
+	}
+	defer rs.kill()
+
 	tb := &mainTB{name: "TestMain"}
 	defer tb.cleanup()
-	s, err := startSystem(tb)
+	s, err := startSystem(tb, rs.addr(), watch.sentryDSN(sentry.URL))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -75,6 +95,10 @@ func testMain(m *testing.M) int {
 
 	code := m.Run()
 
+	if err := watch.collectMetrics(s.procList()...); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		code = 1
+	}
 	// Every service must stop cleanly on SIGTERM: exit status 0. They drain together.
 	for _, p := range s.procs {
 		p.sigterm()
@@ -91,6 +115,16 @@ func testMain(m *testing.M) int {
 			code = 1
 		}
 	}
+	// Every process has exited (and sent its last reports to Sentry): no secret may show in
+	// anything the tests saw.
+	leaks, summary := watch.leaks()
+	fmt.Println("e2e: secret hygiene:", summary)
+	for _, l := range leaks {
+		fmt.Fprintln(os.Stderr, "e2e: secret hygiene:", l)
+		code = 1
+	}
+	sentry.Close()
+	rs.kill()
 	if code != 0 {
 		return code
 	}
@@ -101,19 +135,16 @@ func testMain(m *testing.M) int {
 	return 0
 }
 
-// startSystem starts the five services on free ports against a fresh, migrated database and
+// startSystem starts the five services on free ports against a fresh, migrated database (or
+// the one named by EnvDatabaseURL) and
+// the Redis at redisAddr, with the run's sentinel secrets, reporting errors to sentryDSN, and
 // waits until every one is ready.
-func startSystem(tb *mainTB) (s *system, err error) {
-	if err := tb.run(func() {
-		s = &system{deps: deps{
-			databaseURL: pgtest.URL(tb),
-			redisAddr:   pgtest.RedisAddr(tb),
-		}}
-	}); err != nil {
+func startSystem(tb *mainTB, redisAddr, sentryDSN string) (s *system, err error) {
+	databaseURL, err := systemDatabaseURL(tb)
+	if err != nil {
 		return nil, err
 	}
-	s.deps.jwtSecret = randomSecret()
-	s.deps.drainDelay = time.Second
+	s = &system{deps: watch.deps(databaseURL, redisAddr, sentryDSN)}
 	s.procs = map[string]*process{}
 
 	free, err := freePorts(9)
@@ -153,7 +184,7 @@ func startSystem(tb *mainTB) (s *system, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := newRecordingClient(5 * time.Second)
 	defer client.CloseIdleConnections()
 	for _, name := range serviceNames() {
 		if err := s.procs[name].waitReady(ctx, client); err != nil {
@@ -161,6 +192,15 @@ func startSystem(tb *mainTB) (s *system, err error) {
 		}
 	}
 	return s, nil
+}
+
+// procList returns the five processes.
+func (s *system) procList() []*process {
+	out := make([]*process, 0, len(s.procs))
+	for _, name := range serviceNames() {
+		out = append(out, s.procs[name])
+	}
+	return out
 }
 
 // shared returns the system started by TestMain, skipping the test with -short.

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,7 +98,7 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// randomSecret returns a JWT secret for one run.
+// randomSecret returns a random signing secret that no process knows (a forger's).
 func randomSecret() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (it aborts the process instead).
@@ -111,11 +112,18 @@ type ports struct {
 	http  int // the gateway's public port
 }
 
-// deps are what a service process connects to.
+// deps are what a service process connects to, and its secrets.
 type deps struct {
 	databaseURL string
-	redisAddr   string
-	jwtSecret   string
+	// databasePassword goes into the process's DATABASE_URL; the test clusters trust the
+	// loopback, so it is accepted and ignored.
+	databasePassword string
+	redisAddr        string
+	redisPassword    string
+	jwtSecret        string
+	// jwtSecretPrevious is given to the gateway, the one process that reads it.
+	jwtSecretPrevious string
+	sentryDSN         string
 	// grpcAddrs maps a gRPC service process to its address, for the gateway and the worker.
 	grpcAddrs  map[string]string
 	drainDelay time.Duration
@@ -128,10 +136,14 @@ func serviceEnv(p ports, d deps) (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis address %q: %w", d.redisAddr, err)
 	}
+	databaseURL, err := withPassword(d.databaseURL, d.databasePassword)
+	if err != nil {
+		return nil, err
+	}
 	env := map[string]string{
 		"APP_ENV":          "test",
 		"LOG_LEVEL":        "info",
-		"DATABASE_URL":     d.databaseURL,
+		"DATABASE_URL":     databaseURL,
 		"REDIS_HOST":       host,
 		"REDIS_PORT":       port,
 		"JWT_SECRET":       d.jwtSecret,
@@ -139,11 +151,23 @@ func serviceEnv(p ports, d deps) (map[string]string, error) {
 		"DRAIN_DELAY":      d.drainDelay.String(),
 		"SHUTDOWN_TIMEOUT": "20s",
 	}
+	if d.redisPassword != "" {
+		env["REDIS_PASSWORD"] = d.redisPassword
+	}
+	if d.sentryDSN != "" {
+		env["SENTRY_DSN"] = d.sentryDSN
+	}
 	if p.grpc != 0 {
 		env["GRPC_PORT"] = strconv.Itoa(p.grpc)
 	}
 	if p.http != 0 {
 		env["PORT"] = strconv.Itoa(p.http)
+		if d.jwtSecretPrevious != "" {
+			env["JWT_SECRET_PREVIOUS"] = d.jwtSecretPrevious
+		}
+		// The tests act as a few companies sending hundreds of requests within seconds (the
+		// isolation suite above all); the rate limit has tests of its own.
+		env["RATE_LIMIT_BURST"] = "10000"
 	}
 	for name, addr := range d.grpcAddrs {
 		switch name {
@@ -179,6 +203,13 @@ func (o *output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.buf.Write(p)
+}
+
+// bytes returns a copy of everything written so far.
+func (o *output) bytes() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return bytes.Clone(o.buf.Bytes())
 }
 
 // tail returns the last n lines.
@@ -218,6 +249,7 @@ func startProcess(bins, name string, p ports, env map[string]string) (*process, 
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	proc := &process{name: name, ports: p, cmd: cmd, out: out, done: make(chan struct{})}
+	watch.watchProcess(proc)
 	go func() {
 		proc.err = cmd.Wait()
 		close(proc.done)
@@ -227,20 +259,43 @@ func startProcess(bins, name string, p ports, env map[string]string) (*process, 
 
 // withServiceRole returns env with its DATABASE_URL, the URL the migrations ran as, turned
 // into the URL of the service's own database role (migrations.ServiceRoles), as in
-// production: the service is held to its grants and to row-level security.
+// production: the service is held to its grants and to row-level security. The URL keeps its
+// password.
 func withServiceRole(env map[string]string, name string) (map[string]string, error) {
 	databaseURL, ok := env["DATABASE_URL"]
 	role, known := migrations.ServiceRoles()[name]
 	if !ok || !known {
 		return env, nil
 	}
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("database url of %s: cannot be parsed", name)
+	}
+	password, _ := u.User.Password()
 	roleURL, err := migrations.RoleURL(databaseURL, role)
 	if err != nil {
 		return nil, fmt.Errorf("database url of %s: %w", name, err)
 	}
+	if roleURL, err = withPassword(roleURL, password); err != nil {
+		return nil, err
+	}
 	env = maps.Clone(env)
 	env["DATABASE_URL"] = roleURL
 	return env, nil
+}
+
+// withPassword returns the postgres:// URL databaseURL with password in its user info (as it
+// was when password is empty). Errors never quote the URL.
+func withPassword(databaseURL, password string) (string, error) {
+	if password == "" {
+		return databaseURL, nil
+	}
+	u, err := url.Parse(databaseURL)
+	if err != nil || u.User == nil {
+		return "", errors.New("database url: cannot be parsed, or names no user")
+	}
+	u.User = url.UserPassword(u.User.Username(), password)
+	return u.String(), nil
 }
 
 // exited reports whether the process has ended.

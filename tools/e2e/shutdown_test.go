@@ -35,6 +35,9 @@ func startOwn(t *testing.T, name string, d deps) *process {
 	proc, err := startProcess(bin, name, p, env)
 	require.NoError(t, err)
 	t.Cleanup(func() {
+		if err := watch.collectMetrics(proc); err != nil {
+			t.Error(err)
+		}
 		proc.kill()
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", name, proc.out.tail(60))
@@ -53,13 +56,12 @@ func TestGracefulShutdown(t *testing.T) {
 	t.Parallel()
 	binaries(t) // skips with -short
 	const drainDelay = 3 * time.Second
-	proc := startOwn(t, "recipient", deps{
-		databaseURL: pgtest.URL(t),
-		redisAddr:   pgtest.RedisAddr(t),
-		jwtSecret:   randomSecret(),
-		drainDelay:  drainDelay,
-	})
+	s := shared(t)
+	d := watch.deps(pgtest.URL(t), s.deps.redisAddr, s.deps.sentryDSN)
+	d.drainDelay = drainDelay
+	proc := startOwn(t, "recipient", d)
 	client := newHTTPClient(t)
+	require.NoError(t, watch.collectMetrics(proc))
 
 	// A CPU profile is a real request that takes as long as it is asked to.
 	type result struct {

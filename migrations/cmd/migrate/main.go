@@ -1,12 +1,17 @@
-// Command migrate applies Herald's database migrations (`migrate up`),
-// reports how far each schema is migrated (`migrate status`), or checks the
-// migrations against the zero-downtime rules (`migrate lint`).
+// Command migrate applies Herald's database migrations and seed data
+// (`migrate up`), shows what up would apply (`migrate plan`), reports how far
+// each schema is migrated (`migrate status`), rolls migrations back on a
+// development database (`migrate down N`), applies the development seed data
+// alone (`migrate seed`), or checks the migrations against the zero-downtime
+// rules (`migrate lint`).
 //
-// up and status read the database URL from DATABASE_URL, or from the file
-// named by DATABASE_URL_FILE. Logs go to stderr: JSON when
+// Every command but lint reads the database URL from DATABASE_URL, or from
+// the file named by DATABASE_URL_FILE, and APP_ENV: up skips the seed data
+// when APP_ENV=production, seed is refused there, and down is refused when
+// APP_ENV is production or staging. Logs go to stderr: JSON when
 // APP_ENV=production, a console format otherwise, at LOG_LEVEL (default
-// info). `migrate status` prints its table on stdout, `migrate lint` its
-// findings; lint exits 1 when there is any.
+// info). Tables (status, plan, down) go to stdout, and so do lint's findings.
+// Exit status: 0 done, 1 failed (lint: any finding), 2 bad command line.
 package main
 
 import (
@@ -17,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -31,8 +37,19 @@ import (
 const usage = `usage: migrate <command>
 
 commands:
-  up      apply every pending migration (owning schemas, then River)
+  up      apply every pending migration: the service roles, the owning schemas,
+          River's migrations, then the seed data unless APP_ENV=production
+  plan    print the migrations up would apply, per schema and in order, with
+          their files; applies nothing
   status  print each schema's version, latest known version and dirty flag
+  down [-schema NAME] N
+          roll back the last N migrations of the owning schemas, newest first,
+          the schemas in the reverse order of up (maintenance, events,
+          campaign, recipient, identity); -schema limits it to one schema.
+          River's migrations are never rolled back. Development only: refused
+          when APP_ENV is production or staging
+  seed    apply the development seed data (idempotent); refused when
+          APP_ENV=production
   lint [-code-root DIR]... [PATH]...
           check migrations against the zero-downtime rules (docs/migrations.md);
           exits 1 on any finding. PATHs are .sql files or directories on disk
@@ -40,10 +57,10 @@ commands:
           directory searched for Go references to the flag of a contract step
           (repeatable; default: the repository root, where go.work is)
 
-environment (up and status):
+environment (every command but lint):
   DATABASE_URL       postgres:// URL of the database
   DATABASE_URL_FILE  file holding that URL (used when DATABASE_URL is unset)
-  APP_ENV            production for JSON logs
+  APP_ENV            development (default), test, staging or production
   LOG_LEVEL          debug, info (default), warn or error
 `
 
@@ -77,22 +94,125 @@ func run(ctx context.Context, log *zap.Logger, args []string) error {
 	if len(args) > 0 && args[0] == "lint" {
 		return runLint(args[1:], os.Stdout, os.Getwd)
 	}
-	if len(args) != 1 || (args[0] != "up" && args[0] != "status") {
-		return errUsage
+	cmd, err := parseCommand(args)
+	if err != nil {
+		return err
+	}
+	cmd.appEnv = os.Getenv("APP_ENV")
+	if err := cmd.allowed(); err != nil {
+		return err
 	}
 	databaseURL, err := loadDatabaseURL(os.Getenv, os.ReadFile)
 	if err != nil {
 		return err
 	}
-	return execute(ctx, log, args[0], databaseURL, os.Stdout)
+	return execute(ctx, log, cmd, databaseURL, os.Stdout)
 }
 
-// execute runs command against databaseURL, writing status tables to out.
-func execute(ctx context.Context, log *zap.Logger, command, databaseURL string, out io.Writer) error {
-	switch command {
+// command is a parsed command line (every command but lint).
+type command struct {
+	name string
+	// n and schema are down's arguments.
+	n      int
+	schema string
+	// appEnv is APP_ENV.
+	appEnv string
+}
+
+// parseCommand parses args (without the program name); errUsage when they
+// make no sense.
+func parseCommand(args []string) (command, error) {
+	if len(args) == 0 {
+		return command{}, errUsage
+	}
+	cmd := command{name: args[0]}
+	switch cmd.name {
+	case "up", "plan", "status", "seed":
+		if len(args) != 1 {
+			return command{}, errUsage
+		}
+	case "down":
+		fset := flag.NewFlagSet("down", flag.ContinueOnError)
+		fset.SetOutput(io.Discard)
+		fset.StringVar(&cmd.schema, "schema", "", "roll back migrations of this schema only")
+		if err := fset.Parse(args[1:]); err != nil || fset.NArg() != 1 {
+			return command{}, errUsage
+		}
+		n, err := strconv.Atoi(fset.Arg(0))
+		if err != nil || n < 1 {
+			return command{}, errUsage
+		}
+		cmd.n = n
+	default:
+		return command{}, errUsage
+	}
+	return cmd, nil
+}
+
+// allowed checks APP_ENV, and refuses the commands that have no place in it:
+// seed in production, down in production and staging. It needs no database,
+// so a refusal never connects.
+func (c command) allowed() error {
+	switch c.appEnv {
+	case "", "development", "test", "staging", "production":
+	default:
+		// A typo (APP_ENV=prod) must not pass for development and seed a
+		// production database.
+		return fmt.Errorf("APP_ENV must be development, test, staging or production, not %q", c.appEnv)
+	}
+	switch {
+	case c.name == "seed" && c.appEnv == "production":
+		return errors.New("seed data is refused when APP_ENV=production")
+	case c.name == "down" && (c.appEnv == "production" || c.appEnv == "staging"):
+		return fmt.Errorf("down is refused when APP_ENV=%s: rolling back is for development databases only", c.appEnv)
+	}
+	return nil
+}
+
+// execute runs cmd against databaseURL, writing tables to out.
+func execute(ctx context.Context, log *zap.Logger, cmd command, databaseURL string, out io.Writer) error {
+	if err := cmd.allowed(); err != nil {
+		return err
+	}
+	switch cmd.name {
 	case "up":
 		if err := migrations.Up(ctx, databaseURL, log); err != nil {
 			return fmt.Errorf("up: %w", err)
+		}
+		if cmd.appEnv == "production" {
+			log.Info("seed data skipped: APP_ENV=production")
+			return nil
+		}
+		if err := migrations.Seed(ctx, databaseURL, log); err != nil {
+			return fmt.Errorf("up: %w", err)
+		}
+		return nil
+	case "seed":
+		if err := migrations.Seed(ctx, databaseURL, log); err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		return nil
+	case "plan":
+		plan, err := migrations.Plan(ctx, databaseURL)
+		if err != nil {
+			return fmt.Errorf("plan: %w", err)
+		}
+		if len(plan) == 0 {
+			if _, err := fmt.Fprintln(out, "nothing to apply: every schema is up to date"); err != nil {
+				return fmt.Errorf("plan: write: %w", err)
+			}
+			return nil
+		}
+		return writeMigrations(out, plan)
+	case "down":
+		done, err := migrations.Down(ctx, databaseURL, cmd.n, migrations.DownOptions{Schema: cmd.schema}, log)
+		if len(done) > 0 {
+			if werr := writeMigrations(out, done); werr != nil && err == nil {
+				err = werr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("down: %w", err)
 		}
 		return nil
 	case "status":
@@ -172,6 +292,19 @@ func writeStatus(out io.Writer, statuses []migrations.SchemaStatus) error {
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
+	}
+	return nil
+}
+
+// writeMigrations prints one row per migration, in order.
+func writeMigrations(out io.Writer, ms []migrations.Migration) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "SCHEMA\tVERSION\tFILE")
+	for _, m := range ms {
+		fmt.Fprintf(w, "%s\t%d\t%s\n", m.Schema, m.Version, m.File)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write migrations: %w", err)
 	}
 	return nil
 }

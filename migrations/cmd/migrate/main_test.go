@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/heraldmail/herald/migrations/pgtest"
 )
@@ -51,7 +52,7 @@ func runMain(t *testing.T, args string, env ...string) (int, string) {
 func TestUsage(t *testing.T) {
 	t.Parallel()
 
-	for _, args := range []string{"", "down", "up now", "help"} {
+	for _, args := range []string{"", "down", "down 0", "down x", "down 1 2", "down -schema", "down -nope 1", "up now", "plan all", "seed now", "help"} {
 		require.ErrorIs(t, run(t.Context(), zap.NewNop(), strings.Fields(args)), errUsage, args)
 
 		code, stderr := runMain(t, args)
@@ -118,21 +119,107 @@ func TestExecuteUpAndStatus(t *testing.T) {
 	log := zaptest.NewLogger(t)
 
 	var out bytes.Buffer
-	require.NoError(t, execute(t.Context(), log, "status", databaseURL, &out))
+	require.NoError(t, execute(t.Context(), log, command{name: "status"}, databaseURL, &out))
 	require.Regexp(t, `(?m)^identity\s+0\s+[1-9]\d*\s+false$`, out.String())
 
-	require.NoError(t, execute(t.Context(), log, "up", databaseURL, &out))
+	require.NoError(t, execute(t.Context(), log, command{name: "up"}, databaseURL, &out))
 
 	out.Reset()
-	require.NoError(t, execute(t.Context(), log, "status", databaseURL, &out))
+	require.NoError(t, execute(t.Context(), log, command{name: "status"}, databaseURL, &out))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 6, out.String())
+	require.Len(t, lines, 7, out.String())
 	require.Regexp(t, `^SCHEMA\s+VERSION\s+LATEST\s+DIRTY$`, lines[0])
-	for i, schema := range []string{"identity", "recipient", "campaign", "events", "river"} {
+	for i, schema := range []string{"identity", "recipient", "campaign", "events", "maintenance", "river"} {
 		require.Regexp(t, `^`+schema+`\s+[1-9]\d*\s+\d+\s+false$`, lines[i+1])
 		fields := strings.Fields(lines[i+1])
 		require.Equal(t, fields[1], fields[2], "%s is fully migrated", schema)
 	}
+}
+
+// devCompanies counts the seeded development company.
+func devCompanies(t *testing.T, databaseURL string) int {
+	t.Helper()
+	var n int
+	require.NoError(t, pgtest.Open(t, databaseURL).QueryRow(t.Context(),
+		`SELECT count(*) FROM identity.companies WHERE id = '00000000-0000-4000-8000-00000000c0de'`).Scan(&n))
+	return n
+}
+
+func TestExecuteUpSeedsOutsideProduction(t *testing.T) {
+	t.Parallel()
+
+	for _, appEnv := range []string{"", "development", "test", "staging"} {
+		databaseURL := pgtest.EmptyURL(t)
+		require.NoError(t, execute(t.Context(), zaptest.NewLogger(t), command{name: "up", appEnv: appEnv}, databaseURL, io.Discard))
+		require.Equal(t, 1, devCompanies(t, databaseURL), "APP_ENV=%q", appEnv)
+	}
+
+	databaseURL := pgtest.EmptyURL(t)
+	core, logs := observer.New(zap.InfoLevel)
+	require.NoError(t, execute(t.Context(), zap.New(core), command{name: "up", appEnv: "production"}, databaseURL, io.Discard))
+	require.Zero(t, devCompanies(t, databaseURL), "production gets no seed data")
+	require.Equal(t, 1, logs.FilterMessage("seed data skipped: APP_ENV=production").Len())
+	require.Zero(t, logs.FilterMessage("seed data applied").Len())
+
+	// seed alone, twice: the second run changes nothing.
+	require.NoError(t, execute(t.Context(), zaptest.NewLogger(t), command{name: "seed", appEnv: "staging"}, databaseURL, io.Discard))
+	require.NoError(t, execute(t.Context(), zaptest.NewLogger(t), command{name: "seed"}, databaseURL, io.Discard))
+	require.Equal(t, 1, devCompanies(t, databaseURL))
+}
+
+func TestExecutePlanAndDown(t *testing.T) {
+	t.Parallel()
+	databaseURL := pgtest.EmptyURL(t)
+	log := zaptest.NewLogger(t)
+	ctx := t.Context()
+
+	var out bytes.Buffer
+	require.NoError(t, execute(ctx, log, command{name: "plan"}, databaseURL, &out))
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Regexp(t, `^SCHEMA\s+VERSION\s+FILE$`, lines[0])
+	require.Regexp(t, `^identity\s+1\s+000001_[a-z0-9_]+\.up\.sql$`, lines[1])
+	require.Regexp(t, `^river\s+\d+\s+\d{3}_[a-z0-9_]+\.up\.sql$`, lines[len(lines)-1])
+	for _, schema := range []string{"recipient", "campaign", "events", "maintenance", "river"} {
+		require.Regexp(t, `(?m)^`+schema+`\s+1\s`, out.String())
+	}
+
+	require.NoError(t, execute(ctx, log, command{name: "up"}, databaseURL, io.Discard))
+	out.Reset()
+	require.NoError(t, execute(ctx, log, command{name: "plan"}, databaseURL, &out))
+	require.Equal(t, "nothing to apply: every schema is up to date\n", out.String())
+
+	out.Reset()
+	require.NoError(t, execute(ctx, log, command{name: "down", n: 1, schema: "campaign", appEnv: "test"}, databaseURL, &out))
+	require.Regexp(t, `(?m)^campaign\s+\d+\s+\d{6}_[a-z0-9_]+\.down\.sql$`, out.String())
+
+	out.Reset()
+	require.NoError(t, execute(ctx, log, command{name: "plan"}, databaseURL, &out))
+	lines = strings.Split(strings.TrimSpace(out.String()), "\n")
+	require.Len(t, lines, 2, out.String())
+	require.Regexp(t, `^campaign\s+\d+\s+\d{6}_[a-z0-9_]+\.up\.sql$`, lines[1])
+}
+
+// TestRefusals: seed in production and down in production or staging are
+// refused with one line on stderr and exit status 1, before any database is
+// reached (there is none here).
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args, appEnv, want string
+	}{
+		{"seed", "production", "migrate: seed data is refused when APP_ENV=production\n"},
+		{"down 1", "production", "migrate: down is refused when APP_ENV=production: rolling back is for development databases only\n"},
+		{"down -schema recipient 2", "staging", "migrate: down is refused when APP_ENV=staging: rolling back is for development databases only\n"},
+		{"up", "prod", "migrate: APP_ENV must be development, test, staging or production, not \"prod\"\n"},
+	} {
+		code, stderr := runMain(t, tc.args, "APP_ENV="+tc.appEnv, "DATABASE_URL=postgres://herald@127.0.0.1:1/herald?sslmode=disable")
+		require.Equal(t, 1, code, tc.args)
+		require.Equal(t, tc.want, stderr, tc.args)
+	}
+
+	// The same checks guard execute, whoever calls it.
+	err := execute(t.Context(), zap.NewNop(), command{name: "seed", appEnv: "production"}, "postgres://herald@127.0.0.1:1/herald", io.Discard)
+	require.EqualError(t, err, "seed data is refused when APP_ENV=production")
 }
 
 func TestNewLogger(t *testing.T) {

@@ -137,15 +137,16 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 		return err
 	}
 	public := rest.NewServer(rest.NewHandler(rest.Options{
-		Log:         log,
-		Registry:    reg,
-		Health:      h,
-		Auth:        auth,
-		Limiter:     lims,
-		ClientIP:    clients.Middleware,
-		FrontendURL: cfg.FrontendURL,
-		BodyLimit:   cfg.HTTPBodyLimit,
-		OpenAPI:     openapi.JSON(),
+		Log:             log,
+		Registry:        reg,
+		Health:          h,
+		Auth:            auth,
+		Limiter:         lims,
+		ClientIP:        clients.Middleware,
+		FrontendURL:     cfg.FrontendURL,
+		BodyLimit:       cfg.HTTPBodyLimit,
+		RouteBodyLimits: RouteBodyLimits(),
+		OpenAPI:         openapi.JSON(),
 	}, api))
 	adminSrv := admin.Server(admin.Mux(reg, h))
 

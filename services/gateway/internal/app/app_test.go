@@ -307,6 +307,16 @@ func TestRun(t *testing.T) {
 			r = g.do(t, http.MethodPost, recipientsURL(g, tn), io.MultiReader(strings.NewReader(big)), auth)
 			require.Equal(t, http.StatusRequestEntityTooLarge, r.status)
 			require.Equal(t, "request_too_large", decodeError(t, r).Code)
+
+			// events:batch has a limit of its own (RouteBodyLimits): a body over the default
+			// passes there, with or without a declared length.
+			batch := `{"events":[{"id":"` + uuid.NewString() + `","type":"EVENT_TYPE_OPEN","user_agent":"` +
+				strings.Repeat("a", 2*testLimit) + `"}]}`
+			events := g.public + "/v1/workspaces/" + tn.workspace + "/domains/" + tn.domain + "/events:batch"
+			r = g.do(t, http.MethodPost, events, strings.NewReader(batch), auth)
+			require.Equal(t, http.StatusOK, r.status, string(r.body))
+			r = g.do(t, http.MethodPost, events, io.MultiReader(strings.NewReader(batch)), auth)
+			require.Equal(t, http.StatusOK, r.status, string(r.body))
 		})
 
 		t.Run("unknown route and wrong method", func(t *testing.T) {

@@ -196,7 +196,7 @@ func WriteStatus(log *zap.Logger, bodyLimit int64) func(http.ResponseWriter, *ht
 func errorHandler(log *zap.Logger, bodyLimit int64) runtime.ErrorHandlerFunc {
 	return func(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 		if bodyTooLarge(r.Context()) {
-			writeTooLarge(w, r, bodyLimit)
+			writeTooLarge(w, r, bodyLimitOf(r.Context(), bodyLimit))
 			return
 		}
 		var hs *runtime.HTTPStatusError

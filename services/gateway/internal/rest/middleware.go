@@ -34,6 +34,8 @@ type requestState struct {
 	id       string
 	route    atomic.Pointer[string]
 	tooLarge atomic.Bool
+	// bodyLimit is the body limit of the request's route, once the limit middleware ran.
+	bodyLimit atomic.Int64
 }
 
 type stateKey struct{}
@@ -64,6 +66,17 @@ func route(ctx context.Context) string {
 func bodyTooLarge(ctx context.Context) bool {
 	s := stateFrom(ctx)
 	return s != nil && s.tooLarge.Load()
+}
+
+// bodyLimitOf returns the body limit applied to the request ctx belongs to, or def when the
+// limit middleware has not run.
+func bodyLimitOf(ctx context.Context, def int64) int64 {
+	if s := stateFrom(ctx); s != nil {
+		if l := s.bodyLimit.Load(); l > 0 {
+			return l
+		}
+	}
+	return def
 }
 
 // validRequestID accepts ids a client may choose: 1 to 64 characters of [A-Za-z0-9-_].
@@ -194,16 +207,89 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// withBodyLimit caps request bodies at limit bytes: a declared length over it is refused at
-// once, and a body that turns out longer fails on read.
-func withBodyLimit(limit int64, next http.Handler) http.Handler {
+// bodyLimits are the request body limits of the API: def on every route, except the routes
+// with a limit of their own.
+type bodyLimits struct {
+	def    int64
+	routes []routeLimit
+}
+
+// routeLimit is the body limit of one route.
+type routeLimit struct {
+	method string
+	// segments of the path template; a segment holding a {variable} matches any non-empty
+	// text between the segment's literal prefix and suffix ("{recipient_id}:updateStatus").
+	segments []string
+	limit    int64
+}
+
+// newBodyLimits reads the per-route table: "METHOD /path/template" → limit. A key that is not
+// of that form names no route and is ignored (the gateway's tests check every key against the
+// route table).
+func newBodyLimits(def int64, routes map[string]int64) bodyLimits {
+	bl := bodyLimits{def: def}
+	for key, limit := range routes {
+		method, path, ok := strings.Cut(key, " ")
+		if !ok || !strings.HasPrefix(path, "/") || limit <= 0 {
+			continue
+		}
+		bl.routes = append(bl.routes, routeLimit{method: method, segments: strings.Split(path[1:], "/"), limit: limit})
+	}
+	return bl
+}
+
+// of returns the limit of the request's route. It runs before the API's router, so it matches
+// the path against the templates itself; a path written in a way the template does not match
+// gets the default, never a larger limit than its route's.
+func (bl bodyLimits) of(r *http.Request) int64 {
+	if len(bl.routes) == 0 || !strings.HasPrefix(r.URL.Path, "/") {
+		return bl.def
+	}
+	segs := strings.Split(r.URL.Path[1:], "/")
+	for _, rl := range bl.routes {
+		if rl.method == r.Method && matchSegments(rl.segments, segs) {
+			return rl.limit
+		}
+	}
+	return bl.def
+}
+
+// matchSegments reports whether the path segments segs match the template segments tmpl.
+func matchSegments(tmpl, segs []string) bool {
+	if len(tmpl) != len(segs) {
+		return false
+	}
+	for i, t := range tmpl {
+		open, closing := strings.IndexByte(t, '{'), strings.IndexByte(t, '}')
+		if open < 0 || closing < open {
+			if t != segs[i] {
+				return false
+			}
+			continue
+		}
+		prefix, suffix, s := t[:open], t[closing+1:], segs[i]
+		if len(s) <= len(prefix)+len(suffix) || !strings.HasPrefix(s, prefix) || !strings.HasSuffix(s, suffix) {
+			return false
+		}
+	}
+	return true
+}
+
+// withBodyLimit caps request bodies at the limit of their route: a declared length over it is
+// refused at once, and a body that turns out longer fails on read.
+func withBodyLimit(limits bodyLimits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := limits.of(r)
+		st := stateFrom(r.Context())
+		if st != nil {
+			st.bodyLimit.Store(limit)
+		}
 		if r.ContentLength > limit {
 			writeTooLarge(w, r, limit)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), st: stateFrom(r.Context())}
+			r.Body = &limitedBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), st: st}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -1,8 +1,9 @@
 // Package rest is the gateway's public HTTP surface: the health endpoints, the OpenAPI
 // document, and the /v1 REST API that grpc-gateway serves (the identity service in process,
 // the others proxied to the internal gRPC services) behind request ids, access logs, panic
-// recovery, RED metrics, a body limit, CORS for the front end, bearer-credential
-// authentication and a per-company rate limit. Every error leaves in one JSON shape (Error).
+// recovery, RED metrics, body limits (a default, and per route where a route needs its own),
+// CORS for the front end, bearer-credential authentication and a per-company rate limit.
+// Every error leaves in one JSON shape (Error).
 package rest
 
 import (
@@ -88,8 +89,12 @@ type Options struct {
 	ClientIP func(http.Handler) http.Handler
 	// FrontendURL is the only origin browsers may call the API from.
 	FrontendURL string
-	// BodyLimit is the largest request body accepted, in bytes.
+	// BodyLimit is the largest request body accepted, in bytes, on every route that
+	// RouteBodyLimits does not name.
 	BodyLimit int64
+	// RouteBodyLimits gives routes a body limit of their own: "METHOD /path/template", as the
+	// contracts' google.api.http bindings write it, → the largest body accepted, in bytes.
+	RouteBodyLimits map[string]int64
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
 }
@@ -110,7 +115,7 @@ func NewHandler(o Options, api http.Handler) http.Handler {
 		v1 = o.ClientIP(v1)
 	}
 	v1 = withCORS(o.FrontendURL, v1)
-	v1 = withBodyLimit(o.BodyLimit, v1)
+	v1 = withBodyLimit(newBodyLimits(o.BodyLimit, o.RouteBodyLimits), v1)
 	v1 = red.Middleware(func(r *http.Request) string { return route(r.Context()) }, v1)
 	v1 = withRecovery(o.Log, v1)
 	v1 = withAccessLog(o.Log, v1)

@@ -1,13 +1,14 @@
 // Package app wires the worker: configuration, the shared process plumbing (logging,
 // PostgreSQL, Redis, metrics, health with River's job counts), the gRPC connections the jobs
-// call out on and the River client with every worker registered, all run under one graceful
-// lifecycle.
+// call out on, the River client with every worker registered (backfills included) and the
+// admin routes for job counts and backfills, all run under one graceful lifecycle.
 package app
 
 import (
 	"context"
 	"fmt"
 
+	"github.com/heraldmail/herald/libs/backfill"
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/health"
 	"github.com/heraldmail/herald/libs/jobs"
@@ -15,6 +16,7 @@ import (
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
+	"github.com/heraldmail/herald/services/worker/internal/backfills"
 	"github.com/heraldmail/herald/services/worker/internal/jobstats"
 	"github.com/heraldmail/herald/services/worker/internal/recipientstatus"
 	"github.com/heraldmail/herald/services/worker/internal/runner"
@@ -58,10 +60,19 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	)); err != nil {
 		return fmt.Errorf("register recipient status worker: %w", err)
 	}
+	registered := backfills.Registered()
+	backfillWorker, err := backfill.NewWorker(p.Pool, registered, p.Log.Named("backfill"), backfill.Options{})
+	if err != nil {
+		return fmt.Errorf("backfill worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, backfillWorker); err != nil {
+		return fmt.Errorf("register backfill worker: %w", err)
+	}
 	client, err := runner.NewClient(p.Pool, workers, p.Log)
 	if err != nil {
 		return err
 	}
 	jobstats.New(p.Pool, jobs.Schema, p.Log).Register(p.AdminMux())
+	backfills.NewHandler(p.Pool, client, registered, p.Log).Register(p.AdminMux())
 	return p.Run(ctx, runner.Component(client, p.Log))
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/heraldmail/herald/services/worker/internal/app"
+	"github.com/heraldmail/herald/services/worker/internal/backfills"
 	"github.com/heraldmail/herald/services/worker/internal/jobstats"
 	"github.com/heraldmail/herald/services/worker/internal/recipienttest"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -130,6 +131,13 @@ func TestRun(t *testing.T) {
 		code, err := getJSON(ctx, admin+jobstats.Path, &stats)
 		return err == nil && code == http.StatusOK && stats.Queues[jobs.QueueNotifications]["completed"] == 1
 	}, 20*time.Second, 20*time.Millisecond)
+
+	// The backfills' progress is served on the admin listener, read as the worker's role.
+	var backfillReport backfills.Report
+	code, err = getJSON(ctx, admin+backfills.Path, &backfillReport)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.NotNil(t, backfillReport.Backfills)
 
 	cancel()
 	select {
