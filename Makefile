@@ -63,9 +63,11 @@ test: ## run every module's tests against PostgreSQL and Redis (ARGS='-run X -ra
 	bash scripts/test.sh $(ARGS)
 
 .PHONY: lint
-lint: ## buf lint, go vet and golangci-lint in every module, actionlint
+lint: ## buf lint, go vet and golangci-lint in every module, actionlint, migration rules, flag debt
 	bash scripts/tools.sh golangci-lint buf actionlint
 	bin/buf lint
+	go run ./migrations/cmd/migrate lint
+	go run ./tools/cmd/flags check
 	@$(call in_modules,rc=0; go vet ./... || rc=1; $(ROOT)/bin/golangci-lint run --allow-serial-runners --config $(ROOT)/.golangci.yml ./... || rc=1; exit $$rc)
 	bin/actionlint
 
@@ -91,7 +93,7 @@ images: ## build the container images of the services
 	bash scripts/images.sh $(ARGS)
 
 .PHONY: migrate
-migrate: ## apply the migrations to DATABASE_URL (default: the local stack's database)
+migrate: ## apply the migrations (and, outside production, the seed data) to DATABASE_URL (default: the local stack's database)
 	@if [[ -z "$${DATABASE_URL:-}" ]]; then \
 		bash scripts/deps.sh >/dev/null; \
 		bash scripts/stack.sh start >/dev/null; \
