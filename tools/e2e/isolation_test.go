@@ -37,6 +37,9 @@ func isolationFixtures() map[string]func(isoObjects) string {
 		"campaign_id":  func(o isoObjects) string { return o.campaign },
 		"user_id":      func(o isoObjects) string { return o.member },
 		"api_key_id":   func(o isoObjects) string { return o.apiKey },
+		// Flags are named, not owned: a tenant's "object" on a flag route is the workspace
+		// of the body or the query, which the route must not find from another tenant.
+		"flag": func(isoObjects) string { return "isolation_flag" },
 	}
 }
 
@@ -59,6 +62,9 @@ func isolationBodies() map[string]func(tn *isoTenant) any {
 		},
 		"IdentityService_UpdateMember": func(*isoTenant) any {
 			return map[string]any{"role": "ROLE_VIEWER"}
+		},
+		"IdentityService_SetFlag": func(tn *isoTenant) any {
+			return map[string]any{"scope": "FLAG_SCOPE_WORKSPACE", "workspace_id": tn.ids.workspace, "enabled": true}
 		},
 		"CampaignService_CreateCampaign": func(tn *isoTenant) any {
 			return campaignBody("another-campaign-" + tn.marker)

@@ -1,5 +1,5 @@
 // Package app wires the gateway: configuration, logging, the PostgreSQL pool (identity) and
-// Redis client (rate limits), the identity service served in process, authentication and
+// Redis client (rate limits, feature flags), the identity service served in process, authentication and
 // authorization, the gRPC client connections to the services, the public REST server and the
 // admin server, all run under one graceful lifecycle. It also runs the operator command.
 package app
@@ -15,6 +15,7 @@ import (
 	"github.com/heraldmail/herald/libs/admin"
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/errtrack"
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/health"
 	"github.com/heraldmail/herald/libs/lifecycle"
 	"github.com/heraldmail/herald/libs/logging"
@@ -34,6 +35,7 @@ import (
 
 	"github.com/heraldmail/herald/services/gateway/internal/authz"
 	"github.com/heraldmail/herald/services/gateway/internal/clientip"
+	"github.com/heraldmail/herald/services/gateway/internal/flagadmin"
 	"github.com/heraldmail/herald/services/gateway/internal/identity"
 	"github.com/heraldmail/herald/services/gateway/internal/identityapi"
 	"github.com/heraldmail/herald/services/gateway/internal/identitystore"
@@ -54,6 +56,12 @@ const rateLimitPrefix = "herald:ratelimit:"
 // gracefully. It returns nil after a clean shutdown. boot is the logger used until the
 // configuration names the real one.
 func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
+	return run(ctx, boot, env)
+}
+
+// run is Run with options of the feature flag provider (the tests' fixture flags and key
+// prefix).
+func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...flags.Option) error {
 	boot.Info("starting", zap.String("version", Version))
 	var cfg Config
 	if err := config.Load(&cfg, env); err != nil {
@@ -99,7 +107,8 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 		return err
 	}
 	signer := tenancy.NewSigner(cfg.JWTSecret)
-	svc, err := identity.NewService(identitystore.New(pool), identity.Options{
+	store := identitystore.New(pool)
+	svc, err := identity.NewService(store, identity.Options{
 		Signer:     signer,
 		AccessTTL:  cfg.JWTExpiry,
 		RefreshTTL: cfg.RefreshTokenExpiry,
@@ -123,6 +132,17 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 
+	// The feature flags: the API reads and changes them through this provider, which keeps
+	// its copy current while it serves.
+	flagProvider, err := flags.NewRedis(rdb, reg, log, flagOpts...)
+	if err != nil {
+		return fmt.Errorf("feature flags: %w", err)
+	}
+	flagAdmin, err := flagadmin.New(store, flagProvider, svc, reg, log)
+	if err != nil {
+		return err
+	}
+
 	conns, err := dialServices(cfg)
 	if err != nil {
 		return err
@@ -130,7 +150,7 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	defer conns.close(log)
 
 	api := rest.NewAPIMux(log, cfg.HTTPBodyLimit, auth.Middleware)
-	if err := identityv1.RegisterIdentityServiceHandlerServer(ctx, api, identityapi.New(svc, log)); err != nil {
+	if err := identityv1.RegisterIdentityServiceHandlerServer(ctx, api, identityapi.New(svc, flagAdmin, log)); err != nil {
 		return fmt.Errorf("register identity routes: %w", err)
 	}
 	if err := conns.register(ctx, api); err != nil {
@@ -173,6 +193,7 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	},
 		lifecycle.NewHTTPServer("public http", public, publicLn),
 		lifecycle.NewHTTPServer("admin http", adminSrv, adminLn),
+		flagProvider,
 	); err != nil {
 		return fmt.Errorf("run: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/config"
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/stretchr/testify/require"
@@ -74,6 +75,12 @@ type gateway struct {
 // and the test Redis, and waits until it answers.
 func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 	t.Helper()
+	return startGatewayWith(t, b, env)
+}
+
+// startGatewayWith is startGateway with options of the feature flag provider.
+func startGatewayWith(t *testing.T, b *backends, env map[string]string, flagOpts ...flags.Option) *gateway {
+	t.Helper()
 	redisHost, redisPort, err := net.SplitHostPort(pgtest.RedisAddr(t))
 	require.NoError(t, err)
 	port, adminPort := freePort(t), freePort(t)
@@ -109,7 +116,7 @@ func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 		cancel:     cancel,
 		done:       make(chan error, 1),
 	}
-	go func() { g.done <- Run(ctx, zap.NewNop(), config.FromMap(vars, nil)) }()
+	go func() { g.done <- run(ctx, zap.NewNop(), config.FromMap(vars, nil), flagOpts...) }()
 	t.Cleanup(func() {
 		_ = g.stop()
 		g.client.CloseIdleConnections()

@@ -53,6 +53,14 @@ func Methods() map[string]identity.Permission {
 		identityv1.IdentityService_CreateApiKey_FullMethodName:     identity.PermAPIKeysManage,
 		identityv1.IdentityService_ListApiKeys_FullMethodName:      identity.PermAPIKeysManage,
 		identityv1.IdentityService_RevokeApiKey_FullMethodName:     identity.PermAPIKeysManage,
+		// The flag operations take their workspace from the query or the body: any member gets
+		// through here, and the flag administration (internal/flagadmin) authorizes each
+		// change itself: operators the global values, owners their company and its
+		// workspaces, admins their workspace; API keys change nothing.
+		identityv1.IdentityService_ListFlags_FullMethodName:     identity.PermWorkspaceRead,
+		identityv1.IdentityService_SetFlag_FullMethodName:       identity.PermWorkspaceRead,
+		identityv1.IdentityService_ClearFlag_FullMethodName:     identity.PermWorkspaceRead,
+		identityv1.IdentityService_ListFlagAudit_FullMethodName: identity.PermWorkspaceRead,
 
 		recipientv1.RecipientService_CreateRecipient_FullMethodName:       identity.PermDataWrite,
 		recipientv1.RecipientService_GetRecipient_FullMethodName:          identity.PermDataRead,

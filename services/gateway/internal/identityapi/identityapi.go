@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/heraldmail/herald/services/gateway/internal/clientip"
+	"github.com/heraldmail/herald/services/gateway/internal/flagadmin"
 	"github.com/heraldmail/herald/services/gateway/internal/identity"
 )
 
@@ -36,14 +37,15 @@ const ReasonPlanLimitExceeded = "PLAN_LIMIT_EXCEEDED"
 // Server implements identityv1.IdentityServiceServer.
 type Server struct {
 	identityv1.UnimplementedIdentityServiceServer
-	svc *identity.Service
-	log *zap.Logger
+	svc   *identity.Service
+	flags *flagadmin.Admin
+	log   *zap.Logger
 }
 
-// New returns a Server on svc; log receives the internal errors clients only see as
-// "internal error".
-func New(svc *identity.Service, log *zap.Logger) *Server {
-	return &Server{svc: svc, log: log}
+// New returns a Server on svc and the feature flag administration flags; log receives the
+// internal errors clients only see as "internal error".
+func New(svc *identity.Service, flags *flagadmin.Admin, log *zap.Logger) *Server {
+	return &Server{svc: svc, flags: flags, log: log}
 }
 
 // Status is the one mapping from identity errors to gRPC statuses. Messages say what to fix
@@ -93,6 +95,8 @@ func Status(ctx context.Context, log *zap.Logger, err error) error {
 	case errors.As(err, &rle):
 		st := status.New(codes.ResourceExhausted, rle.Error())
 		return withDetails(st, &errdetails.RetryInfo{RetryDelay: durationpb.New(rle.RetryAfter)})
+	case errors.Is(err, flagadmin.ErrUnavailable):
+		return status.Error(codes.Unavailable, flagadmin.ErrUnavailable.Error())
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/heraldmail/herald/services/gateway/internal/flagadmin"
 	"github.com/heraldmail/herald/services/gateway/internal/identity"
 	"github.com/heraldmail/herald/services/gateway/internal/identityapi"
 )
@@ -42,6 +43,7 @@ func TestStatus(t *testing.T) {
 		{wrap(identity.ErrDomainTaken), codes.AlreadyExists, identity.ErrDomainTaken.Error()},
 		{wrap(identity.ErrAlreadyMember), codes.AlreadyExists, identity.ErrAlreadyMember.Error()},
 		{wrap(identity.ErrInvitationInvalid), codes.NotFound, identity.ErrInvitationInvalid.Error()},
+		{wrap(flagadmin.ErrUnavailable), codes.Unavailable, flagadmin.ErrUnavailable.Error()},
 	}
 	for _, tt := range tests {
 		st := status.Convert(identityapi.Status(t.Context(), zap.NewNop(), tt.err))

@@ -4,7 +4,8 @@
 // the company (app.company_id set for that transaction only) and filters on company_id too.
 // The two look-ups made before the company is known go through the SECURITY DEFINER functions
 // identity.api_key_by_prefix and identity.invitation_by_token_hash. users, refresh_tokens,
-// platform_operators and companies carry no workspace and no policy.
+// platform_operators and companies carry no workspace and no policy. The flag audit
+// (flagaudit.go) is visible per company, and its global rows to platform operators only.
 package identitystore
 
 import (

@@ -85,6 +85,63 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{0}
 }
 
+// FlagScope is the level a feature flag value is set at.
+type FlagScope int32
+
+const (
+	// Not set.
+	FlagScope_FLAG_SCOPE_UNSPECIFIED FlagScope = 0
+	// Every tenant.
+	FlagScope_FLAG_SCOPE_GLOBAL FlagScope = 1
+	// The caller's company.
+	FlagScope_FLAG_SCOPE_COMPANY FlagScope = 2
+	// One workspace of the caller's company.
+	FlagScope_FLAG_SCOPE_WORKSPACE FlagScope = 3
+)
+
+// Enum value maps for FlagScope.
+var (
+	FlagScope_name = map[int32]string{
+		0: "FLAG_SCOPE_UNSPECIFIED",
+		1: "FLAG_SCOPE_GLOBAL",
+		2: "FLAG_SCOPE_COMPANY",
+		3: "FLAG_SCOPE_WORKSPACE",
+	}
+	FlagScope_value = map[string]int32{
+		"FLAG_SCOPE_UNSPECIFIED": 0,
+		"FLAG_SCOPE_GLOBAL":      1,
+		"FLAG_SCOPE_COMPANY":     2,
+		"FLAG_SCOPE_WORKSPACE":   3,
+	}
+)
+
+func (x FlagScope) Enum() *FlagScope {
+	p := new(FlagScope)
+	*p = x
+	return p
+}
+
+func (x FlagScope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FlagScope) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_identity_v1_identity_proto_enumTypes[1].Descriptor()
+}
+
+func (FlagScope) Type() protoreflect.EnumType {
+	return &file_herald_identity_v1_identity_proto_enumTypes[1]
+}
+
+func (x FlagScope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FlagScope.Descriptor instead.
+func (FlagScope) EnumDescriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{1}
+}
+
 // Tokens are what a successful login returns.
 type Tokens struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3020,6 +3077,719 @@ func (*RevokeApiKeyResponse) Descriptor() ([]byte, []int) {
 	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{53}
 }
 
+// FlagValue is an explicit value; absent when the flag is not set at that level.
+type FlagValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the flag is on.
+	Enabled       bool `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagValue) Reset() {
+	*x = FlagValue{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagValue) ProtoMessage() {}
+
+func (x *FlagValue) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagValue.ProtoReflect.Descriptor instead.
+func (*FlagValue) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *FlagValue) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// Flag is one registered feature flag and its values for the caller.
+type Flag struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name, lower snake case.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What turning it on changes.
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Value when set nowhere.
+	DefaultEnabled bool `protobuf:"varint,3,opt,name=default_enabled,json=defaultEnabled,proto3" json:"default_enabled,omitempty"`
+	// Narrowest scope it may be set at.
+	MaxScope FlagScope `protobuf:"varint,4,opt,name=max_scope,json=maxScope,proto3,enum=herald.identity.v1.FlagScope" json:"max_scope,omitempty"`
+	// Who decides about it.
+	Owner string `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Day it was added.
+	AddTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=add_time,json=addTime,proto3" json:"add_time,omitempty"`
+	// Day by which it should be removed.
+	ExpectedRemovalTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expected_removal_time,json=expectedRemovalTime,proto3" json:"expected_removal_time,omitempty"`
+	// Explicit global value.
+	Global *FlagValue `protobuf:"bytes,8,opt,name=global,proto3" json:"global,omitempty"`
+	// Explicit value for the caller's company.
+	Company *FlagValue `protobuf:"bytes,9,opt,name=company,proto3" json:"company,omitempty"`
+	// Explicit value for the requested workspace.
+	Workspace *FlagValue `protobuf:"bytes,10,opt,name=workspace,proto3" json:"workspace,omitempty"`
+	// Value in effect for the company and (if requested) the workspace.
+	Enabled       bool `protobuf:"varint,11,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Flag) Reset() {
+	*x = Flag{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Flag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Flag) ProtoMessage() {}
+
+func (x *Flag) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Flag.ProtoReflect.Descriptor instead.
+func (*Flag) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *Flag) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Flag) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Flag) GetDefaultEnabled() bool {
+	if x != nil {
+		return x.DefaultEnabled
+	}
+	return false
+}
+
+func (x *Flag) GetMaxScope() FlagScope {
+	if x != nil {
+		return x.MaxScope
+	}
+	return FlagScope_FLAG_SCOPE_UNSPECIFIED
+}
+
+func (x *Flag) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Flag) GetAddTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AddTime
+	}
+	return nil
+}
+
+func (x *Flag) GetExpectedRemovalTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpectedRemovalTime
+	}
+	return nil
+}
+
+func (x *Flag) GetGlobal() *FlagValue {
+	if x != nil {
+		return x.Global
+	}
+	return nil
+}
+
+func (x *Flag) GetCompany() *FlagValue {
+	if x != nil {
+		return x.Company
+	}
+	return nil
+}
+
+func (x *Flag) GetWorkspace() *FlagValue {
+	if x != nil {
+		return x.Workspace
+	}
+	return nil
+}
+
+func (x *Flag) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// ListFlagsRequest is the input of IdentityService.ListFlags.
+type ListFlagsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional workspace (UUID) whose values to include.
+	WorkspaceId   string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlagsRequest) Reset() {
+	*x = ListFlagsRequest{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlagsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlagsRequest) ProtoMessage() {}
+
+func (x *ListFlagsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlagsRequest.ProtoReflect.Descriptor instead.
+func (*ListFlagsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *ListFlagsRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+// ListFlagsResponse is the output of IdentityService.ListFlags.
+type ListFlagsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every registered flag, in registration order.
+	Flags         []*Flag `protobuf:"bytes,1,rep,name=flags,proto3" json:"flags,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlagsResponse) Reset() {
+	*x = ListFlagsResponse{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlagsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlagsResponse) ProtoMessage() {}
+
+func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlagsResponse.ProtoReflect.Descriptor instead.
+func (*ListFlagsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *ListFlagsResponse) GetFlags() []*Flag {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+// SetFlagRequest is the input of IdentityService.SetFlag.
+type SetFlagRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the flag.
+	Flag string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	// Where to set it.
+	Scope FlagScope `protobuf:"varint,2,opt,name=scope,proto3,enum=herald.identity.v1.FlagScope" json:"scope,omitempty"`
+	// Workspace (UUID), required for FLAG_SCOPE_WORKSPACE.
+	WorkspaceId string `protobuf:"bytes,3,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// The value.
+	Enabled       bool `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFlagRequest) Reset() {
+	*x = SetFlagRequest{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFlagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFlagRequest) ProtoMessage() {}
+
+func (x *SetFlagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFlagRequest.ProtoReflect.Descriptor instead.
+func (*SetFlagRequest) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *SetFlagRequest) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *SetFlagRequest) GetScope() FlagScope {
+	if x != nil {
+		return x.Scope
+	}
+	return FlagScope_FLAG_SCOPE_UNSPECIFIED
+}
+
+func (x *SetFlagRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *SetFlagRequest) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+// SetFlagResponse is the output of IdentityService.SetFlag.
+type SetFlagResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recorded change.
+	Change        *FlagChange `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetFlagResponse) Reset() {
+	*x = SetFlagResponse{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetFlagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetFlagResponse) ProtoMessage() {}
+
+func (x *SetFlagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetFlagResponse.ProtoReflect.Descriptor instead.
+func (*SetFlagResponse) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SetFlagResponse) GetChange() *FlagChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+// ClearFlagRequest is the input of IdentityService.ClearFlag.
+type ClearFlagRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the flag.
+	Flag string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	// Where to clear it.
+	Scope FlagScope `protobuf:"varint,2,opt,name=scope,proto3,enum=herald.identity.v1.FlagScope" json:"scope,omitempty"`
+	// Workspace (UUID), required for FLAG_SCOPE_WORKSPACE.
+	WorkspaceId   string `protobuf:"bytes,3,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearFlagRequest) Reset() {
+	*x = ClearFlagRequest{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearFlagRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearFlagRequest) ProtoMessage() {}
+
+func (x *ClearFlagRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearFlagRequest.ProtoReflect.Descriptor instead.
+func (*ClearFlagRequest) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ClearFlagRequest) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *ClearFlagRequest) GetScope() FlagScope {
+	if x != nil {
+		return x.Scope
+	}
+	return FlagScope_FLAG_SCOPE_UNSPECIFIED
+}
+
+func (x *ClearFlagRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+// ClearFlagResponse is the output of IdentityService.ClearFlag.
+type ClearFlagResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recorded change.
+	Change        *FlagChange `protobuf:"bytes,1,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearFlagResponse) Reset() {
+	*x = ClearFlagResponse{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearFlagResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearFlagResponse) ProtoMessage() {}
+
+func (x *ClearFlagResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearFlagResponse.ProtoReflect.Descriptor instead.
+func (*ClearFlagResponse) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ClearFlagResponse) GetChange() *FlagChange {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+// FlagChange is one recorded change of a feature flag.
+type FlagChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Name of the flag.
+	Flag string `protobuf:"bytes,2,opt,name=flag,proto3" json:"flag,omitempty"`
+	// Scope of the change.
+	Scope FlagScope `protobuf:"varint,3,opt,name=scope,proto3,enum=herald.identity.v1.FlagScope" json:"scope,omitempty"`
+	// Workspace (UUID) of a workspace change.
+	WorkspaceId string `protobuf:"bytes,4,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Value before; absent when unset.
+	OldValue *FlagValue `protobuf:"bytes,5,opt,name=old_value,json=oldValue,proto3" json:"old_value,omitempty"`
+	// Value after; absent when cleared.
+	NewValue *FlagValue `protobuf:"bytes,6,opt,name=new_value,json=newValue,proto3" json:"new_value,omitempty"`
+	// User (UUID) who made it.
+	ActorUserId string `protobuf:"bytes,7,opt,name=actor_user_id,json=actorUserId,proto3" json:"actor_user_id,omitempty"`
+	// Who made it, as recorded (user:<id>).
+	Actor string `protobuf:"bytes,8,opt,name=actor,proto3" json:"actor,omitempty"`
+	// When.
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagChange) Reset() {
+	*x = FlagChange{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagChange) ProtoMessage() {}
+
+func (x *FlagChange) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagChange.ProtoReflect.Descriptor instead.
+func (*FlagChange) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *FlagChange) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *FlagChange) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *FlagChange) GetScope() FlagScope {
+	if x != nil {
+		return x.Scope
+	}
+	return FlagScope_FLAG_SCOPE_UNSPECIFIED
+}
+
+func (x *FlagChange) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *FlagChange) GetOldValue() *FlagValue {
+	if x != nil {
+		return x.OldValue
+	}
+	return nil
+}
+
+func (x *FlagChange) GetNewValue() *FlagValue {
+	if x != nil {
+		return x.NewValue
+	}
+	return nil
+}
+
+func (x *FlagChange) GetActorUserId() string {
+	if x != nil {
+		return x.ActorUserId
+	}
+	return ""
+}
+
+func (x *FlagChange) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *FlagChange) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+// ListFlagAuditRequest is the input of IdentityService.ListFlagAudit.
+type ListFlagAuditRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Optional flag name to filter on.
+	Flag          string `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlagAuditRequest) Reset() {
+	*x = ListFlagAuditRequest{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlagAuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlagAuditRequest) ProtoMessage() {}
+
+func (x *ListFlagAuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlagAuditRequest.ProtoReflect.Descriptor instead.
+func (*ListFlagAuditRequest) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ListFlagAuditRequest) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+// ListFlagAuditResponse is the output of IdentityService.ListFlagAudit.
+type ListFlagAuditResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Changes of the caller's company (and global changes for platform operators), newest first, at most 500.
+	Changes       []*FlagChange `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFlagAuditResponse) Reset() {
+	*x = ListFlagAuditResponse{}
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFlagAuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFlagAuditResponse) ProtoMessage() {}
+
+func (x *ListFlagAuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_identity_v1_identity_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFlagAuditResponse.ProtoReflect.Descriptor instead.
+func (*ListFlagAuditResponse) Descriptor() ([]byte, []int) {
+	return file_herald_identity_v1_identity_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ListFlagAuditResponse) GetChanges() []*FlagChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 var File_herald_identity_v1_identity_proto protoreflect.FileDescriptor
 
 const file_herald_identity_v1_identity_proto_rawDesc = "" +
@@ -3195,7 +3965,55 @@ const file_herald_identity_v1_identity_proto_rawDesc = "" +
 	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1c\n" +
 	"\n" +
 	"api_key_id\x18\x02 \x01(\tR\bapiKeyId\"\x16\n" +
-	"\x14RevokeApiKeyResponse*^\n" +
+	"\x14RevokeApiKeyResponse\"%\n" +
+	"\tFlagValue\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\"\x85\x04\n" +
+	"\x04Flag\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12'\n" +
+	"\x0fdefault_enabled\x18\x03 \x01(\bR\x0edefaultEnabled\x12:\n" +
+	"\tmax_scope\x18\x04 \x01(\x0e2\x1d.herald.identity.v1.FlagScopeR\bmaxScope\x12\x14\n" +
+	"\x05owner\x18\x05 \x01(\tR\x05owner\x125\n" +
+	"\badd_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\aaddTime\x12N\n" +
+	"\x15expected_removal_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x13expectedRemovalTime\x125\n" +
+	"\x06global\x18\b \x01(\v2\x1d.herald.identity.v1.FlagValueR\x06global\x127\n" +
+	"\acompany\x18\t \x01(\v2\x1d.herald.identity.v1.FlagValueR\acompany\x12;\n" +
+	"\tworkspace\x18\n" +
+	" \x01(\v2\x1d.herald.identity.v1.FlagValueR\tworkspace\x12\x18\n" +
+	"\aenabled\x18\v \x01(\bR\aenabled\"5\n" +
+	"\x10ListFlagsRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\"C\n" +
+	"\x11ListFlagsResponse\x12.\n" +
+	"\x05flags\x18\x01 \x03(\v2\x18.herald.identity.v1.FlagR\x05flags\"\x96\x01\n" +
+	"\x0eSetFlagRequest\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x123\n" +
+	"\x05scope\x18\x02 \x01(\x0e2\x1d.herald.identity.v1.FlagScopeR\x05scope\x12!\n" +
+	"\fworkspace_id\x18\x03 \x01(\tR\vworkspaceId\x12\x18\n" +
+	"\aenabled\x18\x04 \x01(\bR\aenabled\"I\n" +
+	"\x0fSetFlagResponse\x126\n" +
+	"\x06change\x18\x01 \x01(\v2\x1e.herald.identity.v1.FlagChangeR\x06change\"~\n" +
+	"\x10ClearFlagRequest\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x123\n" +
+	"\x05scope\x18\x02 \x01(\x0e2\x1d.herald.identity.v1.FlagScopeR\x05scope\x12!\n" +
+	"\fworkspace_id\x18\x03 \x01(\tR\vworkspaceId\"K\n" +
+	"\x11ClearFlagResponse\x126\n" +
+	"\x06change\x18\x01 \x01(\v2\x1e.herald.identity.v1.FlagChangeR\x06change\"\xf7\x02\n" +
+	"\n" +
+	"FlagChange\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04flag\x18\x02 \x01(\tR\x04flag\x123\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x1d.herald.identity.v1.FlagScopeR\x05scope\x12!\n" +
+	"\fworkspace_id\x18\x04 \x01(\tR\vworkspaceId\x12:\n" +
+	"\told_value\x18\x05 \x01(\v2\x1d.herald.identity.v1.FlagValueR\boldValue\x12:\n" +
+	"\tnew_value\x18\x06 \x01(\v2\x1d.herald.identity.v1.FlagValueR\bnewValue\x12\"\n" +
+	"\ractor_user_id\x18\a \x01(\tR\vactorUserId\x12\x14\n" +
+	"\x05actor\x18\b \x01(\tR\x05actor\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"*\n" +
+	"\x14ListFlagAuditRequest\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\"Q\n" +
+	"\x15ListFlagAuditResponse\x128\n" +
+	"\achanges\x18\x01 \x03(\v2\x1e.herald.identity.v1.FlagChangeR\achanges*^\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3203,7 +4021,12 @@ const file_herald_identity_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"ROLE_ADMIN\x10\x02\x12\x0f\n" +
 	"\vROLE_EDITOR\x10\x03\x12\x0f\n" +
-	"\vROLE_VIEWER\x10\x042\xdd\x18\n" +
+	"\vROLE_VIEWER\x10\x04*p\n" +
+	"\tFlagScope\x12\x1a\n" +
+	"\x16FLAG_SCOPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11FLAG_SCOPE_GLOBAL\x10\x01\x12\x16\n" +
+	"\x12FLAG_SCOPE_COMPANY\x10\x02\x12\x18\n" +
+	"\x14FLAG_SCOPE_WORKSPACE\x10\x032\xae\x1c\n" +
 	"\x0fIdentityService\x12k\n" +
 	"\x06SignUp\x12!.herald.identity.v1.SignUpRequest\x1a\".herald.identity.v1.SignUpResponse\"\x1a\x82\xd3\xe4\x93\x02\x14:\x01*\"\x0f/v1/auth/signup\x12g\n" +
 	"\x05LogIn\x12 .herald.identity.v1.LogInRequest\x1a!.herald.identity.v1.LogInResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/v1/auth/login\x12o\n" +
@@ -3228,7 +4051,11 @@ const file_herald_identity_v1_identity_proto_rawDesc = "" +
 	"\fRemoveMember\x12'.herald.identity.v1.RemoveMemberRequest\x1a(.herald.identity.v1.RemoveMemberResponse\"7\x82\xd3\xe4\x93\x021*//v1/workspaces/{workspace_id}/members/{user_id}\x12\x94\x01\n" +
 	"\fCreateApiKey\x12'.herald.identity.v1.CreateApiKeyRequest\x1a(.herald.identity.v1.CreateApiKeyResponse\"1\x82\xd3\xe4\x93\x02+:\x01*\"&/v1/workspaces/{workspace_id}/api-keys\x12\x8e\x01\n" +
 	"\vListApiKeys\x12&.herald.identity.v1.ListApiKeysRequest\x1a'.herald.identity.v1.ListApiKeysResponse\".\x82\xd3\xe4\x93\x02(\x12&/v1/workspaces/{workspace_id}/api-keys\x12\x9e\x01\n" +
-	"\fRevokeApiKey\x12'.herald.identity.v1.RevokeApiKeyRequest\x1a(.herald.identity.v1.RevokeApiKeyResponse\";\x82\xd3\xe4\x93\x025*3/v1/workspaces/{workspace_id}/api-keys/{api_key_id}B\xda\x01\n" +
+	"\fRevokeApiKey\x12'.herald.identity.v1.RevokeApiKeyRequest\x1a(.herald.identity.v1.RevokeApiKeyResponse\";\x82\xd3\xe4\x93\x025*3/v1/workspaces/{workspace_id}/api-keys/{api_key_id}\x12k\n" +
+	"\tListFlags\x12$.herald.identity.v1.ListFlagsRequest\x1a%.herald.identity.v1.ListFlagsResponse\"\x11\x82\xd3\xe4\x93\x02\v\x12\t/v1/flags\x12o\n" +
+	"\aSetFlag\x12\".herald.identity.v1.SetFlagRequest\x1a#.herald.identity.v1.SetFlagResponse\"\x1b\x82\xd3\xe4\x93\x02\x15:\x01*\x1a\x10/v1/flags/{flag}\x12r\n" +
+	"\tClearFlag\x12$.herald.identity.v1.ClearFlagRequest\x1a%.herald.identity.v1.ClearFlagResponse\"\x18\x82\xd3\xe4\x93\x02\x12*\x10/v1/flags/{flag}\x12}\n" +
+	"\rListFlagAudit\x12(.herald.identity.v1.ListFlagAuditRequest\x1a).herald.identity.v1.ListFlagAuditResponse\"\x17\x82\xd3\xe4\x93\x02\x11\x12\x0f/v1/flags/auditB\xda\x01\n" +
 	"\x16com.herald.identity.v1B\rIdentityProtoP\x01ZGgithub.com/heraldmail/herald/proto/gen/go/herald/identity/v1;identityv1\xa2\x02\x03HIX\xaa\x02\x12Herald.Identity.V1\xca\x02\x12Herald\\Identity\\V1\xe2\x02\x1eHerald\\Identity\\V1\\GPBMetadata\xea\x02\x14Herald::Identity::V1b\x06proto3"
 
 var (
@@ -3243,158 +4070,194 @@ func file_herald_identity_v1_identity_proto_rawDescGZIP() []byte {
 	return file_herald_identity_v1_identity_proto_rawDescData
 }
 
-var file_herald_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_herald_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_herald_identity_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_herald_identity_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_herald_identity_v1_identity_proto_goTypes = []any{
 	(Role)(0),                        // 0: herald.identity.v1.Role
-	(*Tokens)(nil),                   // 1: herald.identity.v1.Tokens
-	(*Company)(nil),                  // 2: herald.identity.v1.Company
-	(*Workspace)(nil),                // 3: herald.identity.v1.Workspace
-	(*Domain)(nil),                   // 4: herald.identity.v1.Domain
-	(*User)(nil),                     // 5: herald.identity.v1.User
-	(*Membership)(nil),               // 6: herald.identity.v1.Membership
-	(*Member)(nil),                   // 7: herald.identity.v1.Member
-	(*ApiKey)(nil),                   // 8: herald.identity.v1.ApiKey
-	(*SignUpRequest)(nil),            // 9: herald.identity.v1.SignUpRequest
-	(*SignUpResponse)(nil),           // 10: herald.identity.v1.SignUpResponse
-	(*LogInRequest)(nil),             // 11: herald.identity.v1.LogInRequest
-	(*LogInResponse)(nil),            // 12: herald.identity.v1.LogInResponse
-	(*RefreshRequest)(nil),           // 13: herald.identity.v1.RefreshRequest
-	(*RefreshResponse)(nil),          // 14: herald.identity.v1.RefreshResponse
-	(*LogOutRequest)(nil),            // 15: herald.identity.v1.LogOutRequest
-	(*LogOutResponse)(nil),           // 16: herald.identity.v1.LogOutResponse
-	(*AcceptInvitationRequest)(nil),  // 17: herald.identity.v1.AcceptInvitationRequest
-	(*AcceptInvitationResponse)(nil), // 18: herald.identity.v1.AcceptInvitationResponse
-	(*GetMeRequest)(nil),             // 19: herald.identity.v1.GetMeRequest
-	(*GetMeResponse)(nil),            // 20: herald.identity.v1.GetMeResponse
-	(*GetCompanyRequest)(nil),        // 21: herald.identity.v1.GetCompanyRequest
-	(*GetCompanyResponse)(nil),       // 22: herald.identity.v1.GetCompanyResponse
-	(*UpdateCompanyRequest)(nil),     // 23: herald.identity.v1.UpdateCompanyRequest
-	(*UpdateCompanyResponse)(nil),    // 24: herald.identity.v1.UpdateCompanyResponse
-	(*CreateWorkspaceRequest)(nil),   // 25: herald.identity.v1.CreateWorkspaceRequest
-	(*CreateWorkspaceResponse)(nil),  // 26: herald.identity.v1.CreateWorkspaceResponse
-	(*ListWorkspacesRequest)(nil),    // 27: herald.identity.v1.ListWorkspacesRequest
-	(*ListWorkspacesResponse)(nil),   // 28: herald.identity.v1.ListWorkspacesResponse
-	(*GetWorkspaceRequest)(nil),      // 29: herald.identity.v1.GetWorkspaceRequest
-	(*GetWorkspaceResponse)(nil),     // 30: herald.identity.v1.GetWorkspaceResponse
-	(*UpdateWorkspaceRequest)(nil),   // 31: herald.identity.v1.UpdateWorkspaceRequest
-	(*UpdateWorkspaceResponse)(nil),  // 32: herald.identity.v1.UpdateWorkspaceResponse
-	(*CreateDomainRequest)(nil),      // 33: herald.identity.v1.CreateDomainRequest
-	(*CreateDomainResponse)(nil),     // 34: herald.identity.v1.CreateDomainResponse
-	(*ListDomainsRequest)(nil),       // 35: herald.identity.v1.ListDomainsRequest
-	(*ListDomainsResponse)(nil),      // 36: herald.identity.v1.ListDomainsResponse
-	(*GetDomainRequest)(nil),         // 37: herald.identity.v1.GetDomainRequest
-	(*GetDomainResponse)(nil),        // 38: herald.identity.v1.GetDomainResponse
-	(*DeleteDomainRequest)(nil),      // 39: herald.identity.v1.DeleteDomainRequest
-	(*DeleteDomainResponse)(nil),     // 40: herald.identity.v1.DeleteDomainResponse
-	(*InviteMemberRequest)(nil),      // 41: herald.identity.v1.InviteMemberRequest
-	(*InviteMemberResponse)(nil),     // 42: herald.identity.v1.InviteMemberResponse
-	(*ListMembersRequest)(nil),       // 43: herald.identity.v1.ListMembersRequest
-	(*ListMembersResponse)(nil),      // 44: herald.identity.v1.ListMembersResponse
-	(*UpdateMemberRequest)(nil),      // 45: herald.identity.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),     // 46: herald.identity.v1.UpdateMemberResponse
-	(*RemoveMemberRequest)(nil),      // 47: herald.identity.v1.RemoveMemberRequest
-	(*RemoveMemberResponse)(nil),     // 48: herald.identity.v1.RemoveMemberResponse
-	(*CreateApiKeyRequest)(nil),      // 49: herald.identity.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),     // 50: herald.identity.v1.CreateApiKeyResponse
-	(*ListApiKeysRequest)(nil),       // 51: herald.identity.v1.ListApiKeysRequest
-	(*ListApiKeysResponse)(nil),      // 52: herald.identity.v1.ListApiKeysResponse
-	(*RevokeApiKeyRequest)(nil),      // 53: herald.identity.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),     // 54: herald.identity.v1.RevokeApiKeyResponse
-	(*timestamppb.Timestamp)(nil),    // 55: google.protobuf.Timestamp
+	(FlagScope)(0),                   // 1: herald.identity.v1.FlagScope
+	(*Tokens)(nil),                   // 2: herald.identity.v1.Tokens
+	(*Company)(nil),                  // 3: herald.identity.v1.Company
+	(*Workspace)(nil),                // 4: herald.identity.v1.Workspace
+	(*Domain)(nil),                   // 5: herald.identity.v1.Domain
+	(*User)(nil),                     // 6: herald.identity.v1.User
+	(*Membership)(nil),               // 7: herald.identity.v1.Membership
+	(*Member)(nil),                   // 8: herald.identity.v1.Member
+	(*ApiKey)(nil),                   // 9: herald.identity.v1.ApiKey
+	(*SignUpRequest)(nil),            // 10: herald.identity.v1.SignUpRequest
+	(*SignUpResponse)(nil),           // 11: herald.identity.v1.SignUpResponse
+	(*LogInRequest)(nil),             // 12: herald.identity.v1.LogInRequest
+	(*LogInResponse)(nil),            // 13: herald.identity.v1.LogInResponse
+	(*RefreshRequest)(nil),           // 14: herald.identity.v1.RefreshRequest
+	(*RefreshResponse)(nil),          // 15: herald.identity.v1.RefreshResponse
+	(*LogOutRequest)(nil),            // 16: herald.identity.v1.LogOutRequest
+	(*LogOutResponse)(nil),           // 17: herald.identity.v1.LogOutResponse
+	(*AcceptInvitationRequest)(nil),  // 18: herald.identity.v1.AcceptInvitationRequest
+	(*AcceptInvitationResponse)(nil), // 19: herald.identity.v1.AcceptInvitationResponse
+	(*GetMeRequest)(nil),             // 20: herald.identity.v1.GetMeRequest
+	(*GetMeResponse)(nil),            // 21: herald.identity.v1.GetMeResponse
+	(*GetCompanyRequest)(nil),        // 22: herald.identity.v1.GetCompanyRequest
+	(*GetCompanyResponse)(nil),       // 23: herald.identity.v1.GetCompanyResponse
+	(*UpdateCompanyRequest)(nil),     // 24: herald.identity.v1.UpdateCompanyRequest
+	(*UpdateCompanyResponse)(nil),    // 25: herald.identity.v1.UpdateCompanyResponse
+	(*CreateWorkspaceRequest)(nil),   // 26: herald.identity.v1.CreateWorkspaceRequest
+	(*CreateWorkspaceResponse)(nil),  // 27: herald.identity.v1.CreateWorkspaceResponse
+	(*ListWorkspacesRequest)(nil),    // 28: herald.identity.v1.ListWorkspacesRequest
+	(*ListWorkspacesResponse)(nil),   // 29: herald.identity.v1.ListWorkspacesResponse
+	(*GetWorkspaceRequest)(nil),      // 30: herald.identity.v1.GetWorkspaceRequest
+	(*GetWorkspaceResponse)(nil),     // 31: herald.identity.v1.GetWorkspaceResponse
+	(*UpdateWorkspaceRequest)(nil),   // 32: herald.identity.v1.UpdateWorkspaceRequest
+	(*UpdateWorkspaceResponse)(nil),  // 33: herald.identity.v1.UpdateWorkspaceResponse
+	(*CreateDomainRequest)(nil),      // 34: herald.identity.v1.CreateDomainRequest
+	(*CreateDomainResponse)(nil),     // 35: herald.identity.v1.CreateDomainResponse
+	(*ListDomainsRequest)(nil),       // 36: herald.identity.v1.ListDomainsRequest
+	(*ListDomainsResponse)(nil),      // 37: herald.identity.v1.ListDomainsResponse
+	(*GetDomainRequest)(nil),         // 38: herald.identity.v1.GetDomainRequest
+	(*GetDomainResponse)(nil),        // 39: herald.identity.v1.GetDomainResponse
+	(*DeleteDomainRequest)(nil),      // 40: herald.identity.v1.DeleteDomainRequest
+	(*DeleteDomainResponse)(nil),     // 41: herald.identity.v1.DeleteDomainResponse
+	(*InviteMemberRequest)(nil),      // 42: herald.identity.v1.InviteMemberRequest
+	(*InviteMemberResponse)(nil),     // 43: herald.identity.v1.InviteMemberResponse
+	(*ListMembersRequest)(nil),       // 44: herald.identity.v1.ListMembersRequest
+	(*ListMembersResponse)(nil),      // 45: herald.identity.v1.ListMembersResponse
+	(*UpdateMemberRequest)(nil),      // 46: herald.identity.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),     // 47: herald.identity.v1.UpdateMemberResponse
+	(*RemoveMemberRequest)(nil),      // 48: herald.identity.v1.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),     // 49: herald.identity.v1.RemoveMemberResponse
+	(*CreateApiKeyRequest)(nil),      // 50: herald.identity.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),     // 51: herald.identity.v1.CreateApiKeyResponse
+	(*ListApiKeysRequest)(nil),       // 52: herald.identity.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),      // 53: herald.identity.v1.ListApiKeysResponse
+	(*RevokeApiKeyRequest)(nil),      // 54: herald.identity.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),     // 55: herald.identity.v1.RevokeApiKeyResponse
+	(*FlagValue)(nil),                // 56: herald.identity.v1.FlagValue
+	(*Flag)(nil),                     // 57: herald.identity.v1.Flag
+	(*ListFlagsRequest)(nil),         // 58: herald.identity.v1.ListFlagsRequest
+	(*ListFlagsResponse)(nil),        // 59: herald.identity.v1.ListFlagsResponse
+	(*SetFlagRequest)(nil),           // 60: herald.identity.v1.SetFlagRequest
+	(*SetFlagResponse)(nil),          // 61: herald.identity.v1.SetFlagResponse
+	(*ClearFlagRequest)(nil),         // 62: herald.identity.v1.ClearFlagRequest
+	(*ClearFlagResponse)(nil),        // 63: herald.identity.v1.ClearFlagResponse
+	(*FlagChange)(nil),               // 64: herald.identity.v1.FlagChange
+	(*ListFlagAuditRequest)(nil),     // 65: herald.identity.v1.ListFlagAuditRequest
+	(*ListFlagAuditResponse)(nil),    // 66: herald.identity.v1.ListFlagAuditResponse
+	(*timestamppb.Timestamp)(nil),    // 67: google.protobuf.Timestamp
 }
 var file_herald_identity_v1_identity_proto_depIdxs = []int32{
-	55, // 0: herald.identity.v1.Tokens.access_token_expire_time:type_name -> google.protobuf.Timestamp
-	55, // 1: herald.identity.v1.Tokens.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
-	55, // 2: herald.identity.v1.Company.create_time:type_name -> google.protobuf.Timestamp
-	55, // 3: herald.identity.v1.Workspace.create_time:type_name -> google.protobuf.Timestamp
-	55, // 4: herald.identity.v1.Domain.create_time:type_name -> google.protobuf.Timestamp
-	55, // 5: herald.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
+	67, // 0: herald.identity.v1.Tokens.access_token_expire_time:type_name -> google.protobuf.Timestamp
+	67, // 1: herald.identity.v1.Tokens.refresh_token_expire_time:type_name -> google.protobuf.Timestamp
+	67, // 2: herald.identity.v1.Company.create_time:type_name -> google.protobuf.Timestamp
+	67, // 3: herald.identity.v1.Workspace.create_time:type_name -> google.protobuf.Timestamp
+	67, // 4: herald.identity.v1.Domain.create_time:type_name -> google.protobuf.Timestamp
+	67, // 5: herald.identity.v1.User.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 6: herald.identity.v1.Membership.role:type_name -> herald.identity.v1.Role
-	5,  // 7: herald.identity.v1.Member.user:type_name -> herald.identity.v1.User
+	6,  // 7: herald.identity.v1.Member.user:type_name -> herald.identity.v1.User
 	0,  // 8: herald.identity.v1.Member.role:type_name -> herald.identity.v1.Role
 	0,  // 9: herald.identity.v1.ApiKey.role:type_name -> herald.identity.v1.Role
-	55, // 10: herald.identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
-	55, // 11: herald.identity.v1.ApiKey.last_use_time:type_name -> google.protobuf.Timestamp
-	55, // 12: herald.identity.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
-	1,  // 13: herald.identity.v1.SignUpResponse.tokens:type_name -> herald.identity.v1.Tokens
-	5,  // 14: herald.identity.v1.SignUpResponse.user:type_name -> herald.identity.v1.User
-	2,  // 15: herald.identity.v1.SignUpResponse.company:type_name -> herald.identity.v1.Company
-	3,  // 16: herald.identity.v1.SignUpResponse.workspace:type_name -> herald.identity.v1.Workspace
-	1,  // 17: herald.identity.v1.LogInResponse.tokens:type_name -> herald.identity.v1.Tokens
-	1,  // 18: herald.identity.v1.RefreshResponse.tokens:type_name -> herald.identity.v1.Tokens
-	1,  // 19: herald.identity.v1.AcceptInvitationResponse.tokens:type_name -> herald.identity.v1.Tokens
-	5,  // 20: herald.identity.v1.GetMeResponse.user:type_name -> herald.identity.v1.User
-	2,  // 21: herald.identity.v1.GetMeResponse.company:type_name -> herald.identity.v1.Company
-	6,  // 22: herald.identity.v1.GetMeResponse.memberships:type_name -> herald.identity.v1.Membership
-	2,  // 23: herald.identity.v1.GetCompanyResponse.company:type_name -> herald.identity.v1.Company
-	2,  // 24: herald.identity.v1.UpdateCompanyResponse.company:type_name -> herald.identity.v1.Company
-	3,  // 25: herald.identity.v1.CreateWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
-	3,  // 26: herald.identity.v1.ListWorkspacesResponse.workspaces:type_name -> herald.identity.v1.Workspace
-	3,  // 27: herald.identity.v1.GetWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
-	3,  // 28: herald.identity.v1.UpdateWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
-	4,  // 29: herald.identity.v1.CreateDomainResponse.domain:type_name -> herald.identity.v1.Domain
-	4,  // 30: herald.identity.v1.ListDomainsResponse.domains:type_name -> herald.identity.v1.Domain
-	4,  // 31: herald.identity.v1.GetDomainResponse.domain:type_name -> herald.identity.v1.Domain
+	67, // 10: herald.identity.v1.ApiKey.create_time:type_name -> google.protobuf.Timestamp
+	67, // 11: herald.identity.v1.ApiKey.last_use_time:type_name -> google.protobuf.Timestamp
+	67, // 12: herald.identity.v1.ApiKey.revoke_time:type_name -> google.protobuf.Timestamp
+	2,  // 13: herald.identity.v1.SignUpResponse.tokens:type_name -> herald.identity.v1.Tokens
+	6,  // 14: herald.identity.v1.SignUpResponse.user:type_name -> herald.identity.v1.User
+	3,  // 15: herald.identity.v1.SignUpResponse.company:type_name -> herald.identity.v1.Company
+	4,  // 16: herald.identity.v1.SignUpResponse.workspace:type_name -> herald.identity.v1.Workspace
+	2,  // 17: herald.identity.v1.LogInResponse.tokens:type_name -> herald.identity.v1.Tokens
+	2,  // 18: herald.identity.v1.RefreshResponse.tokens:type_name -> herald.identity.v1.Tokens
+	2,  // 19: herald.identity.v1.AcceptInvitationResponse.tokens:type_name -> herald.identity.v1.Tokens
+	6,  // 20: herald.identity.v1.GetMeResponse.user:type_name -> herald.identity.v1.User
+	3,  // 21: herald.identity.v1.GetMeResponse.company:type_name -> herald.identity.v1.Company
+	7,  // 22: herald.identity.v1.GetMeResponse.memberships:type_name -> herald.identity.v1.Membership
+	3,  // 23: herald.identity.v1.GetCompanyResponse.company:type_name -> herald.identity.v1.Company
+	3,  // 24: herald.identity.v1.UpdateCompanyResponse.company:type_name -> herald.identity.v1.Company
+	4,  // 25: herald.identity.v1.CreateWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
+	4,  // 26: herald.identity.v1.ListWorkspacesResponse.workspaces:type_name -> herald.identity.v1.Workspace
+	4,  // 27: herald.identity.v1.GetWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
+	4,  // 28: herald.identity.v1.UpdateWorkspaceResponse.workspace:type_name -> herald.identity.v1.Workspace
+	5,  // 29: herald.identity.v1.CreateDomainResponse.domain:type_name -> herald.identity.v1.Domain
+	5,  // 30: herald.identity.v1.ListDomainsResponse.domains:type_name -> herald.identity.v1.Domain
+	5,  // 31: herald.identity.v1.GetDomainResponse.domain:type_name -> herald.identity.v1.Domain
 	0,  // 32: herald.identity.v1.InviteMemberRequest.role:type_name -> herald.identity.v1.Role
-	7,  // 33: herald.identity.v1.InviteMemberResponse.member:type_name -> herald.identity.v1.Member
-	7,  // 34: herald.identity.v1.ListMembersResponse.members:type_name -> herald.identity.v1.Member
+	8,  // 33: herald.identity.v1.InviteMemberResponse.member:type_name -> herald.identity.v1.Member
+	8,  // 34: herald.identity.v1.ListMembersResponse.members:type_name -> herald.identity.v1.Member
 	0,  // 35: herald.identity.v1.UpdateMemberRequest.role:type_name -> herald.identity.v1.Role
-	7,  // 36: herald.identity.v1.UpdateMemberResponse.member:type_name -> herald.identity.v1.Member
+	8,  // 36: herald.identity.v1.UpdateMemberResponse.member:type_name -> herald.identity.v1.Member
 	0,  // 37: herald.identity.v1.CreateApiKeyRequest.role:type_name -> herald.identity.v1.Role
-	8,  // 38: herald.identity.v1.CreateApiKeyResponse.api_key:type_name -> herald.identity.v1.ApiKey
-	8,  // 39: herald.identity.v1.ListApiKeysResponse.api_keys:type_name -> herald.identity.v1.ApiKey
-	9,  // 40: herald.identity.v1.IdentityService.SignUp:input_type -> herald.identity.v1.SignUpRequest
-	11, // 41: herald.identity.v1.IdentityService.LogIn:input_type -> herald.identity.v1.LogInRequest
-	13, // 42: herald.identity.v1.IdentityService.Refresh:input_type -> herald.identity.v1.RefreshRequest
-	15, // 43: herald.identity.v1.IdentityService.LogOut:input_type -> herald.identity.v1.LogOutRequest
-	17, // 44: herald.identity.v1.IdentityService.AcceptInvitation:input_type -> herald.identity.v1.AcceptInvitationRequest
-	19, // 45: herald.identity.v1.IdentityService.GetMe:input_type -> herald.identity.v1.GetMeRequest
-	21, // 46: herald.identity.v1.IdentityService.GetCompany:input_type -> herald.identity.v1.GetCompanyRequest
-	23, // 47: herald.identity.v1.IdentityService.UpdateCompany:input_type -> herald.identity.v1.UpdateCompanyRequest
-	25, // 48: herald.identity.v1.IdentityService.CreateWorkspace:input_type -> herald.identity.v1.CreateWorkspaceRequest
-	27, // 49: herald.identity.v1.IdentityService.ListWorkspaces:input_type -> herald.identity.v1.ListWorkspacesRequest
-	29, // 50: herald.identity.v1.IdentityService.GetWorkspace:input_type -> herald.identity.v1.GetWorkspaceRequest
-	31, // 51: herald.identity.v1.IdentityService.UpdateWorkspace:input_type -> herald.identity.v1.UpdateWorkspaceRequest
-	33, // 52: herald.identity.v1.IdentityService.CreateDomain:input_type -> herald.identity.v1.CreateDomainRequest
-	35, // 53: herald.identity.v1.IdentityService.ListDomains:input_type -> herald.identity.v1.ListDomainsRequest
-	37, // 54: herald.identity.v1.IdentityService.GetDomain:input_type -> herald.identity.v1.GetDomainRequest
-	39, // 55: herald.identity.v1.IdentityService.DeleteDomain:input_type -> herald.identity.v1.DeleteDomainRequest
-	41, // 56: herald.identity.v1.IdentityService.InviteMember:input_type -> herald.identity.v1.InviteMemberRequest
-	43, // 57: herald.identity.v1.IdentityService.ListMembers:input_type -> herald.identity.v1.ListMembersRequest
-	45, // 58: herald.identity.v1.IdentityService.UpdateMember:input_type -> herald.identity.v1.UpdateMemberRequest
-	47, // 59: herald.identity.v1.IdentityService.RemoveMember:input_type -> herald.identity.v1.RemoveMemberRequest
-	49, // 60: herald.identity.v1.IdentityService.CreateApiKey:input_type -> herald.identity.v1.CreateApiKeyRequest
-	51, // 61: herald.identity.v1.IdentityService.ListApiKeys:input_type -> herald.identity.v1.ListApiKeysRequest
-	53, // 62: herald.identity.v1.IdentityService.RevokeApiKey:input_type -> herald.identity.v1.RevokeApiKeyRequest
-	10, // 63: herald.identity.v1.IdentityService.SignUp:output_type -> herald.identity.v1.SignUpResponse
-	12, // 64: herald.identity.v1.IdentityService.LogIn:output_type -> herald.identity.v1.LogInResponse
-	14, // 65: herald.identity.v1.IdentityService.Refresh:output_type -> herald.identity.v1.RefreshResponse
-	16, // 66: herald.identity.v1.IdentityService.LogOut:output_type -> herald.identity.v1.LogOutResponse
-	18, // 67: herald.identity.v1.IdentityService.AcceptInvitation:output_type -> herald.identity.v1.AcceptInvitationResponse
-	20, // 68: herald.identity.v1.IdentityService.GetMe:output_type -> herald.identity.v1.GetMeResponse
-	22, // 69: herald.identity.v1.IdentityService.GetCompany:output_type -> herald.identity.v1.GetCompanyResponse
-	24, // 70: herald.identity.v1.IdentityService.UpdateCompany:output_type -> herald.identity.v1.UpdateCompanyResponse
-	26, // 71: herald.identity.v1.IdentityService.CreateWorkspace:output_type -> herald.identity.v1.CreateWorkspaceResponse
-	28, // 72: herald.identity.v1.IdentityService.ListWorkspaces:output_type -> herald.identity.v1.ListWorkspacesResponse
-	30, // 73: herald.identity.v1.IdentityService.GetWorkspace:output_type -> herald.identity.v1.GetWorkspaceResponse
-	32, // 74: herald.identity.v1.IdentityService.UpdateWorkspace:output_type -> herald.identity.v1.UpdateWorkspaceResponse
-	34, // 75: herald.identity.v1.IdentityService.CreateDomain:output_type -> herald.identity.v1.CreateDomainResponse
-	36, // 76: herald.identity.v1.IdentityService.ListDomains:output_type -> herald.identity.v1.ListDomainsResponse
-	38, // 77: herald.identity.v1.IdentityService.GetDomain:output_type -> herald.identity.v1.GetDomainResponse
-	40, // 78: herald.identity.v1.IdentityService.DeleteDomain:output_type -> herald.identity.v1.DeleteDomainResponse
-	42, // 79: herald.identity.v1.IdentityService.InviteMember:output_type -> herald.identity.v1.InviteMemberResponse
-	44, // 80: herald.identity.v1.IdentityService.ListMembers:output_type -> herald.identity.v1.ListMembersResponse
-	46, // 81: herald.identity.v1.IdentityService.UpdateMember:output_type -> herald.identity.v1.UpdateMemberResponse
-	48, // 82: herald.identity.v1.IdentityService.RemoveMember:output_type -> herald.identity.v1.RemoveMemberResponse
-	50, // 83: herald.identity.v1.IdentityService.CreateApiKey:output_type -> herald.identity.v1.CreateApiKeyResponse
-	52, // 84: herald.identity.v1.IdentityService.ListApiKeys:output_type -> herald.identity.v1.ListApiKeysResponse
-	54, // 85: herald.identity.v1.IdentityService.RevokeApiKey:output_type -> herald.identity.v1.RevokeApiKeyResponse
-	63, // [63:86] is the sub-list for method output_type
-	40, // [40:63] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	9,  // 38: herald.identity.v1.CreateApiKeyResponse.api_key:type_name -> herald.identity.v1.ApiKey
+	9,  // 39: herald.identity.v1.ListApiKeysResponse.api_keys:type_name -> herald.identity.v1.ApiKey
+	1,  // 40: herald.identity.v1.Flag.max_scope:type_name -> herald.identity.v1.FlagScope
+	67, // 41: herald.identity.v1.Flag.add_time:type_name -> google.protobuf.Timestamp
+	67, // 42: herald.identity.v1.Flag.expected_removal_time:type_name -> google.protobuf.Timestamp
+	56, // 43: herald.identity.v1.Flag.global:type_name -> herald.identity.v1.FlagValue
+	56, // 44: herald.identity.v1.Flag.company:type_name -> herald.identity.v1.FlagValue
+	56, // 45: herald.identity.v1.Flag.workspace:type_name -> herald.identity.v1.FlagValue
+	57, // 46: herald.identity.v1.ListFlagsResponse.flags:type_name -> herald.identity.v1.Flag
+	1,  // 47: herald.identity.v1.SetFlagRequest.scope:type_name -> herald.identity.v1.FlagScope
+	64, // 48: herald.identity.v1.SetFlagResponse.change:type_name -> herald.identity.v1.FlagChange
+	1,  // 49: herald.identity.v1.ClearFlagRequest.scope:type_name -> herald.identity.v1.FlagScope
+	64, // 50: herald.identity.v1.ClearFlagResponse.change:type_name -> herald.identity.v1.FlagChange
+	1,  // 51: herald.identity.v1.FlagChange.scope:type_name -> herald.identity.v1.FlagScope
+	56, // 52: herald.identity.v1.FlagChange.old_value:type_name -> herald.identity.v1.FlagValue
+	56, // 53: herald.identity.v1.FlagChange.new_value:type_name -> herald.identity.v1.FlagValue
+	67, // 54: herald.identity.v1.FlagChange.create_time:type_name -> google.protobuf.Timestamp
+	64, // 55: herald.identity.v1.ListFlagAuditResponse.changes:type_name -> herald.identity.v1.FlagChange
+	10, // 56: herald.identity.v1.IdentityService.SignUp:input_type -> herald.identity.v1.SignUpRequest
+	12, // 57: herald.identity.v1.IdentityService.LogIn:input_type -> herald.identity.v1.LogInRequest
+	14, // 58: herald.identity.v1.IdentityService.Refresh:input_type -> herald.identity.v1.RefreshRequest
+	16, // 59: herald.identity.v1.IdentityService.LogOut:input_type -> herald.identity.v1.LogOutRequest
+	18, // 60: herald.identity.v1.IdentityService.AcceptInvitation:input_type -> herald.identity.v1.AcceptInvitationRequest
+	20, // 61: herald.identity.v1.IdentityService.GetMe:input_type -> herald.identity.v1.GetMeRequest
+	22, // 62: herald.identity.v1.IdentityService.GetCompany:input_type -> herald.identity.v1.GetCompanyRequest
+	24, // 63: herald.identity.v1.IdentityService.UpdateCompany:input_type -> herald.identity.v1.UpdateCompanyRequest
+	26, // 64: herald.identity.v1.IdentityService.CreateWorkspace:input_type -> herald.identity.v1.CreateWorkspaceRequest
+	28, // 65: herald.identity.v1.IdentityService.ListWorkspaces:input_type -> herald.identity.v1.ListWorkspacesRequest
+	30, // 66: herald.identity.v1.IdentityService.GetWorkspace:input_type -> herald.identity.v1.GetWorkspaceRequest
+	32, // 67: herald.identity.v1.IdentityService.UpdateWorkspace:input_type -> herald.identity.v1.UpdateWorkspaceRequest
+	34, // 68: herald.identity.v1.IdentityService.CreateDomain:input_type -> herald.identity.v1.CreateDomainRequest
+	36, // 69: herald.identity.v1.IdentityService.ListDomains:input_type -> herald.identity.v1.ListDomainsRequest
+	38, // 70: herald.identity.v1.IdentityService.GetDomain:input_type -> herald.identity.v1.GetDomainRequest
+	40, // 71: herald.identity.v1.IdentityService.DeleteDomain:input_type -> herald.identity.v1.DeleteDomainRequest
+	42, // 72: herald.identity.v1.IdentityService.InviteMember:input_type -> herald.identity.v1.InviteMemberRequest
+	44, // 73: herald.identity.v1.IdentityService.ListMembers:input_type -> herald.identity.v1.ListMembersRequest
+	46, // 74: herald.identity.v1.IdentityService.UpdateMember:input_type -> herald.identity.v1.UpdateMemberRequest
+	48, // 75: herald.identity.v1.IdentityService.RemoveMember:input_type -> herald.identity.v1.RemoveMemberRequest
+	50, // 76: herald.identity.v1.IdentityService.CreateApiKey:input_type -> herald.identity.v1.CreateApiKeyRequest
+	52, // 77: herald.identity.v1.IdentityService.ListApiKeys:input_type -> herald.identity.v1.ListApiKeysRequest
+	54, // 78: herald.identity.v1.IdentityService.RevokeApiKey:input_type -> herald.identity.v1.RevokeApiKeyRequest
+	58, // 79: herald.identity.v1.IdentityService.ListFlags:input_type -> herald.identity.v1.ListFlagsRequest
+	60, // 80: herald.identity.v1.IdentityService.SetFlag:input_type -> herald.identity.v1.SetFlagRequest
+	62, // 81: herald.identity.v1.IdentityService.ClearFlag:input_type -> herald.identity.v1.ClearFlagRequest
+	65, // 82: herald.identity.v1.IdentityService.ListFlagAudit:input_type -> herald.identity.v1.ListFlagAuditRequest
+	11, // 83: herald.identity.v1.IdentityService.SignUp:output_type -> herald.identity.v1.SignUpResponse
+	13, // 84: herald.identity.v1.IdentityService.LogIn:output_type -> herald.identity.v1.LogInResponse
+	15, // 85: herald.identity.v1.IdentityService.Refresh:output_type -> herald.identity.v1.RefreshResponse
+	17, // 86: herald.identity.v1.IdentityService.LogOut:output_type -> herald.identity.v1.LogOutResponse
+	19, // 87: herald.identity.v1.IdentityService.AcceptInvitation:output_type -> herald.identity.v1.AcceptInvitationResponse
+	21, // 88: herald.identity.v1.IdentityService.GetMe:output_type -> herald.identity.v1.GetMeResponse
+	23, // 89: herald.identity.v1.IdentityService.GetCompany:output_type -> herald.identity.v1.GetCompanyResponse
+	25, // 90: herald.identity.v1.IdentityService.UpdateCompany:output_type -> herald.identity.v1.UpdateCompanyResponse
+	27, // 91: herald.identity.v1.IdentityService.CreateWorkspace:output_type -> herald.identity.v1.CreateWorkspaceResponse
+	29, // 92: herald.identity.v1.IdentityService.ListWorkspaces:output_type -> herald.identity.v1.ListWorkspacesResponse
+	31, // 93: herald.identity.v1.IdentityService.GetWorkspace:output_type -> herald.identity.v1.GetWorkspaceResponse
+	33, // 94: herald.identity.v1.IdentityService.UpdateWorkspace:output_type -> herald.identity.v1.UpdateWorkspaceResponse
+	35, // 95: herald.identity.v1.IdentityService.CreateDomain:output_type -> herald.identity.v1.CreateDomainResponse
+	37, // 96: herald.identity.v1.IdentityService.ListDomains:output_type -> herald.identity.v1.ListDomainsResponse
+	39, // 97: herald.identity.v1.IdentityService.GetDomain:output_type -> herald.identity.v1.GetDomainResponse
+	41, // 98: herald.identity.v1.IdentityService.DeleteDomain:output_type -> herald.identity.v1.DeleteDomainResponse
+	43, // 99: herald.identity.v1.IdentityService.InviteMember:output_type -> herald.identity.v1.InviteMemberResponse
+	45, // 100: herald.identity.v1.IdentityService.ListMembers:output_type -> herald.identity.v1.ListMembersResponse
+	47, // 101: herald.identity.v1.IdentityService.UpdateMember:output_type -> herald.identity.v1.UpdateMemberResponse
+	49, // 102: herald.identity.v1.IdentityService.RemoveMember:output_type -> herald.identity.v1.RemoveMemberResponse
+	51, // 103: herald.identity.v1.IdentityService.CreateApiKey:output_type -> herald.identity.v1.CreateApiKeyResponse
+	53, // 104: herald.identity.v1.IdentityService.ListApiKeys:output_type -> herald.identity.v1.ListApiKeysResponse
+	55, // 105: herald.identity.v1.IdentityService.RevokeApiKey:output_type -> herald.identity.v1.RevokeApiKeyResponse
+	59, // 106: herald.identity.v1.IdentityService.ListFlags:output_type -> herald.identity.v1.ListFlagsResponse
+	61, // 107: herald.identity.v1.IdentityService.SetFlag:output_type -> herald.identity.v1.SetFlagResponse
+	63, // 108: herald.identity.v1.IdentityService.ClearFlag:output_type -> herald.identity.v1.ClearFlagResponse
+	66, // 109: herald.identity.v1.IdentityService.ListFlagAudit:output_type -> herald.identity.v1.ListFlagAuditResponse
+	83, // [83:110] is the sub-list for method output_type
+	56, // [56:83] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_herald_identity_v1_identity_proto_init() }
@@ -3407,8 +4270,8 @@ func file_herald_identity_v1_identity_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_identity_v1_identity_proto_rawDesc), len(file_herald_identity_v1_identity_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   54,
+			NumEnums:      2,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,10 @@ const (
 	IdentityService_CreateApiKey_FullMethodName     = "/herald.identity.v1.IdentityService/CreateApiKey"
 	IdentityService_ListApiKeys_FullMethodName      = "/herald.identity.v1.IdentityService/ListApiKeys"
 	IdentityService_RevokeApiKey_FullMethodName     = "/herald.identity.v1.IdentityService/RevokeApiKey"
+	IdentityService_ListFlags_FullMethodName        = "/herald.identity.v1.IdentityService/ListFlags"
+	IdentityService_SetFlag_FullMethodName          = "/herald.identity.v1.IdentityService/SetFlag"
+	IdentityService_ClearFlag_FullMethodName        = "/herald.identity.v1.IdentityService/ClearFlag"
+	IdentityService_ListFlagAudit_FullMethodName    = "/herald.identity.v1.IdentityService/ListFlagAudit"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -101,6 +105,18 @@ type IdentityServiceClient interface {
 	ListApiKeys(ctx context.Context, in *ListApiKeysRequest, opts ...grpc.CallOption) (*ListApiKeysResponse, error)
 	// RevokeApiKey revokes an API key at once.
 	RevokeApiKey(ctx context.Context, in *RevokeApiKeyRequest, opts ...grpc.CallOption) (*RevokeApiKeyResponse, error)
+	// ListFlags lists every registered feature flag with its values: global, the caller's
+	// company and, with workspace_id, that workspace.
+	ListFlags(ctx context.Context, in *ListFlagsRequest, opts ...grpc.CallOption) (*ListFlagsResponse, error)
+	// SetFlag sets a feature flag globally (platform operators), for the caller's company
+	// (owners) or for one of its workspaces (owners and the workspace's admins). Every change is
+	// recorded in the flag audit.
+	SetFlag(ctx context.Context, in *SetFlagRequest, opts ...grpc.CallOption) (*SetFlagResponse, error)
+	// ClearFlag removes a feature flag's value at one scope, handing the decision to the
+	// narrower values or the default; same rights as SetFlag.
+	ClearFlag(ctx context.Context, in *ClearFlagRequest, opts ...grpc.CallOption) (*ClearFlagResponse, error)
+	// ListFlagAudit lists the recorded flag changes the caller may see, newest first.
+	ListFlagAudit(ctx context.Context, in *ListFlagAuditRequest, opts ...grpc.CallOption) (*ListFlagAuditResponse, error)
 }
 
 type identityServiceClient struct {
@@ -341,6 +357,46 @@ func (c *identityServiceClient) RevokeApiKey(ctx context.Context, in *RevokeApiK
 	return out, nil
 }
 
+func (c *identityServiceClient) ListFlags(ctx context.Context, in *ListFlagsRequest, opts ...grpc.CallOption) (*ListFlagsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFlagsResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListFlags_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) SetFlag(ctx context.Context, in *SetFlagRequest, opts ...grpc.CallOption) (*SetFlagResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetFlagResponse)
+	err := c.cc.Invoke(ctx, IdentityService_SetFlag_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ClearFlag(ctx context.Context, in *ClearFlagRequest, opts ...grpc.CallOption) (*ClearFlagResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClearFlagResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ClearFlag_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ListFlagAudit(ctx context.Context, in *ListFlagAuditRequest, opts ...grpc.CallOption) (*ListFlagAuditResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFlagAuditResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListFlagAudit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IdentityServiceServer is the server API for IdentityService service.
 // All implementations must embed UnimplementedIdentityServiceServer
 // for forward compatibility.
@@ -398,6 +454,18 @@ type IdentityServiceServer interface {
 	ListApiKeys(context.Context, *ListApiKeysRequest) (*ListApiKeysResponse, error)
 	// RevokeApiKey revokes an API key at once.
 	RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error)
+	// ListFlags lists every registered feature flag with its values: global, the caller's
+	// company and, with workspace_id, that workspace.
+	ListFlags(context.Context, *ListFlagsRequest) (*ListFlagsResponse, error)
+	// SetFlag sets a feature flag globally (platform operators), for the caller's company
+	// (owners) or for one of its workspaces (owners and the workspace's admins). Every change is
+	// recorded in the flag audit.
+	SetFlag(context.Context, *SetFlagRequest) (*SetFlagResponse, error)
+	// ClearFlag removes a feature flag's value at one scope, handing the decision to the
+	// narrower values or the default; same rights as SetFlag.
+	ClearFlag(context.Context, *ClearFlagRequest) (*ClearFlagResponse, error)
+	// ListFlagAudit lists the recorded flag changes the caller may see, newest first.
+	ListFlagAudit(context.Context, *ListFlagAuditRequest) (*ListFlagAuditResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -476,6 +544,18 @@ func (UnimplementedIdentityServiceServer) ListApiKeys(context.Context, *ListApiK
 }
 func (UnimplementedIdentityServiceServer) RevokeApiKey(context.Context, *RevokeApiKeyRequest) (*RevokeApiKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeApiKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListFlags(context.Context, *ListFlagsRequest) (*ListFlagsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFlags not implemented")
+}
+func (UnimplementedIdentityServiceServer) SetFlag(context.Context, *SetFlagRequest) (*SetFlagResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetFlag not implemented")
+}
+func (UnimplementedIdentityServiceServer) ClearFlag(context.Context, *ClearFlagRequest) (*ClearFlagResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClearFlag not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListFlagAudit(context.Context, *ListFlagAuditRequest) (*ListFlagAuditResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFlagAudit not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -912,6 +992,78 @@ func _IdentityService_RevokeApiKey_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_ListFlags_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFlagsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListFlags(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListFlags_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListFlags(ctx, req.(*ListFlagsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_SetFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetFlagRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).SetFlag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_SetFlag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).SetFlag(ctx, req.(*SetFlagRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ClearFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClearFlagRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ClearFlag(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ClearFlag_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ClearFlag(ctx, req.(*ClearFlagRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ListFlagAudit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFlagAuditRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListFlagAudit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListFlagAudit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListFlagAudit(ctx, req.(*ListFlagAuditRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IdentityService_ServiceDesc is the grpc.ServiceDesc for IdentityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1010,6 +1162,22 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeApiKey",
 			Handler:    _IdentityService_RevokeApiKey_Handler,
+		},
+		{
+			MethodName: "ListFlags",
+			Handler:    _IdentityService_ListFlags_Handler,
+		},
+		{
+			MethodName: "SetFlag",
+			Handler:    _IdentityService_SetFlag_Handler,
+		},
+		{
+			MethodName: "ClearFlag",
+			Handler:    _IdentityService_ClearFlag_Handler,
+		},
+		{
+			MethodName: "ListFlagAudit",
+			Handler:    _IdentityService_ListFlagAudit_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
