@@ -1,17 +1,18 @@
 package identity
 
 import (
+	"errors"
 	"fmt"
-	"net/mail"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/heraldmail/herald/libs/email"
 )
 
 // Length limits of names, in characters.
 const (
 	MaxNameLength   = 200
-	maxEmailLength  = 254
 	maxDomainLength = 253
 	maxLabelLength  = 63
 )
@@ -19,20 +20,15 @@ const (
 // DefaultWorkspaceName names the first workspace when sign-up gives none.
 const DefaultWorkspaceName = "Default"
 
-// normalizeEmail trims and lower-cases an address and checks that it is a bare address.
+// normalizeEmail trims and lower-cases an address and checks it with the shared address rule
+// (libs/email).
 func normalizeEmail(field, s string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(s))
-	if e == "" {
-		return "", invalid(field, "is required")
+	addr, err := email.Normalize(s)
+	var ierr *email.InvalidError
+	if errors.As(err, &ierr) {
+		return "", invalid(field, ierr.Reason)
 	}
-	if len(e) > maxEmailLength {
-		return "", invalid(field, fmt.Sprintf("must be at most %d characters", maxEmailLength))
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Name != "" || a.Address != e {
-		return "", invalid(field, "must be an email address such as ada@example.com")
-	}
-	return e, nil
+	return addr, err
 }
 
 // checkName trims a display name and checks its length and characters; required names may
