@@ -8,21 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"github.com/heraldmail/herald/libs/admin"
 	"github.com/heraldmail/herald/libs/config"
-	"github.com/heraldmail/herald/libs/errtrack"
 	"github.com/heraldmail/herald/libs/flags"
-	"github.com/heraldmail/herald/libs/health"
 	"github.com/heraldmail/herald/libs/lifecycle"
-	"github.com/heraldmail/herald/libs/logging"
-	"github.com/heraldmail/herald/libs/metrics"
-	"github.com/heraldmail/herald/libs/postgres"
+	"github.com/heraldmail/herald/libs/process"
 	"github.com/heraldmail/herald/libs/ratelimit"
-	"github.com/heraldmail/herald/libs/redisconn"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
@@ -46,9 +38,6 @@ import (
 // Service is the process name in logs, metrics and pg_stat_activity.
 const Service = "gateway"
 
-// Version is the release reported to error tracking.
-const Version = "dev"
-
 // rateLimitPrefix starts the Redis keys of the rate limit buckets.
 const rateLimitPrefix = "herald:ratelimit:"
 
@@ -62,41 +51,17 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 // run is Run with options of the feature flag provider (the tests' fixture flags and key
 // prefix).
 func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...flags.Option) error {
-	boot.Info("starting", zap.String("version", Version))
+	boot.Debug("starting", zap.String("service", Service))
 	var cfg Config
 	if err := config.Load(&cfg, env); err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	if cfg.AdminPort == 0 {
-		cfg.AdminPort = DefaultAdminPort
-	}
-
-	log, err := logging.New(Service, cfg.AppEnv, cfg.LogLevel)
+	p, err := process.Start(ctx, process.Options{Name: Service, DefaultAdminPort: DefaultAdminPort}, cfg, &cfg.Common)
 	if err != nil {
-		return fmt.Errorf("build logger: %w", err)
+		return err
 	}
-	log, flush, err := errtrack.Wrap(log, cfg.Base, Service, Version)
-	if err != nil {
-		return fmt.Errorf("set up error tracking: %w", err)
-	}
-	defer flush()
-	defer func() { _ = log.Sync() }()
-	log.Info("config loaded", zap.Any("config", config.Masked(cfg)))
-
-	pool, err := postgres.Connect(ctx, cfg.Database, Service, log)
-	if err != nil {
-		return fmt.Errorf("connect postgres: %w", err)
-	}
-	defer pool.Close()
-	rdb := redisconn.Connect(ctx, cfg.Redis, log)
-	defer func() { _ = rdb.Close() }()
-
-	reg := metrics.NewRegistry()
-	if err := metrics.RegisterPool(reg, pool); err != nil {
-		return fmt.Errorf("register pool metrics: %w", err)
-	}
-	full, ready := health.Standard(pool, rdb)
-	h := health.New(full, ready)
+	defer p.Close()
+	log, pool, rdb, reg, h := p.Log, p.Pool, p.Redis, p.Registry, p.Health
 
 	lims, err := limits.New(limits.Options{
 		Limiter: ratelimit.New(rdb, rateLimitPrefix, reg, log),
@@ -168,36 +133,14 @@ func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...f
 		RouteBodyLimits: RouteBodyLimits(),
 		OpenAPI:         openapi.JSON(),
 	}, api))
-	adminSrv := admin.Server(admin.Mux(reg, h))
-
-	var lc net.ListenConfig
-	publicLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	publicLn, err := process.Listen(ctx, cfg.Port)
 	if err != nil {
 		return fmt.Errorf("listen on PORT %d: %w", cfg.Port, err)
 	}
-	adminLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort("", strconv.Itoa(cfg.AdminPort)))
-	if err != nil {
-		_ = publicLn.Close()
-		return fmt.Errorf("listen on ADMIN_PORT %d: %w", cfg.AdminPort, err)
-	}
-	log.Info("listening", zap.Int("port", cfg.Port), zap.Int("admin_port", cfg.AdminPort))
-
-	if err := lifecycle.Run(ctx, log, lifecycle.Options{
-		DrainDelay:      cfg.DrainDelay,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		OnDrain: func() {
-			h.SetDraining()
-			// Clients reconnect, through the load balancer, to an instance that stays.
-			public.SetKeepAlivesEnabled(false)
-		},
-	},
-		lifecycle.NewHTTPServer("public http", public, publicLn),
-		lifecycle.NewHTTPServer("admin http", adminSrv, adminLn),
-		flagProvider,
-	); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	return nil
+	log.Info("listening", zap.Int("port", cfg.Port))
+	// Clients reconnect, through the load balancer, to an instance that stays.
+	p.OnDrain(func() { public.SetKeepAlivesEnabled(false) })
+	return p.Run(ctx, lifecycle.NewHTTPServer("public http", public, publicLn), flagProvider)
 }
 
 // serviceConns are the client connections to the services behind the API.

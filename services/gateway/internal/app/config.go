@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/libs/config"
+	"github.com/heraldmail/herald/libs/process"
 
 	"github.com/heraldmail/herald/services/gateway/internal/clientip"
 )
@@ -16,12 +17,9 @@ const DefaultAdminPort = 9001
 
 // Config is the gateway's configuration.
 type Config struct {
-	config.Base
-	// Database is the pool of the identity schema the gateway owns, connected as the
-	// herald_gateway role.
-	config.Database
-	config.Redis
-	config.Auth
+	// Common holds the database (the identity schema the gateway owns, connected as the
+	// herald_gateway role), Redis, the signing secret and the process settings.
+	process.Common
 
 	// Port is the public REST listener.
 	Port int `env:"PORT" default:"3001" min:"1" max:"65535"`
