@@ -1,6 +1,10 @@
 // Package store keeps campaigns in PostgreSQL (schema campaign). Every query runs in a
 // transaction scoped to the tenant (tenancy.InTx) and filters on company, workspace and
 // domain, so a row of another tenant is never seen, even without row-level security.
+//
+// The lifecycle column is moving from state to status (docs/migrations.md, "A worked
+// example"): the store writes both, and reads state until the backfill has filled status for
+// the rows written before.
 package store
 
 import (
@@ -35,8 +39,8 @@ func (s *Store) Create(ctx context.Context, t tenancy.Tenant, in campaign.NewCam
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
 		var err error
 		c, err = scan(tx.QueryRow(ctx, `INSERT INTO campaign.campaigns
-			(company_id, workspace_id, domain_id, name, subject, from_email, html_body, text_body, state)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			(company_id, workspace_id, domain_id, name, subject, from_email, html_body, text_body, state, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 			RETURNING `+columns,
 			t.CompanyID, t.WorkspaceID, t.DomainID, in.Name, in.Subject, in.FromEmail,
 			in.HTMLBody, in.TextBody, string(campaign.StateDraft)))

@@ -8,6 +8,7 @@ import (
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -20,8 +21,17 @@ func TestMain(m *testing.M) {
 }
 
 func setup(t *testing.T) (*store.Store, tenancy.Tenant) {
+	s, tn, _ := setupWithDB(t)
+	return s, tn
+}
+
+// setupWithDB also returns a superuser pool on the store's database, to look at what the
+// store wrote beyond what it reads.
+func setupWithDB(t *testing.T) (*store.Store, tenancy.Tenant, *pgxpool.Pool) {
 	t.Helper()
-	return store.New(pgtest.PoolAs(t, migrations.RoleCampaign)), tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
+	dbURL := pgtest.URL(t)
+	s := store.New(pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign)))
+	return s, tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}, pgtest.Open(t, dbURL)
 }
 
 // insertOpts describes a row to insert; zero fields get defaults.
@@ -66,6 +76,20 @@ func TestStore_CreateGet(t *testing.T) {
 
 	_, err = s.Get(ctx, tn, uuid.New())
 	require.ErrorIs(t, err, campaign.ErrNotFound)
+}
+
+// TestStore_writesStateAndStatus: while the lifecycle column moves from state to status, every
+// write sets both, so that the previous release (reading state) and the next one (reading
+// status) agree on every row the store writes.
+func TestStore_writesStateAndStatus(t *testing.T) {
+	t.Parallel()
+	s, tn, db := setupWithDB(t)
+	c := insert(t, s, tn, insertOpts{})
+	var state, status string
+	require.NoError(t, db.QueryRow(context.Background(),
+		`SELECT state, status FROM campaign.campaigns WHERE id = $1`, c.ID).Scan(&state, &status))
+	require.Equal(t, string(campaign.StateDraft), state)
+	require.Equal(t, state, status)
 }
 
 func TestStore_tenantFilter(t *testing.T) {
