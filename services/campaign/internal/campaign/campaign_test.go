@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,7 @@ type bundle struct {
 
 func setup(t *testing.T) (*campaign.Service, bundle) {
 	t.Helper()
-	st := store.New(pgtest.Pool(t))
+	st := store.New(pgtest.Pool(t), flagstest.New(t))
 	return campaign.NewService(st), bundle{store: st, tenant: newTenant()}
 }
 

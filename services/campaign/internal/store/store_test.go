@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags"
+	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
@@ -21,17 +23,30 @@ func TestMain(m *testing.M) {
 }
 
 func setup(t *testing.T) (*store.Store, tenancy.Tenant) {
-	s, tn, _ := setupWithDB(t)
-	return s, tn
+	b := setupWithDB(t)
+	return b.store, b.tenant
 }
 
-// setupWithDB also returns a superuser pool on the store's database, to look at what the
-// store wrote beyond what it reads.
-func setupWithDB(t *testing.T) (*store.Store, tenancy.Tenant, *pgxpool.Pool) {
+// bundle is the store under test with what a test needs around it.
+type bundle struct {
+	store  *store.Store
+	tenant tenancy.Tenant
+	// db is a superuser pool on the store's database, to look at and write what the store
+	// does not.
+	db    *pgxpool.Pool
+	flags *flags.Redis
+}
+
+func setupWithDB(t *testing.T) bundle {
 	t.Helper()
 	dbURL := pgtest.URL(t)
-	s := store.New(pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign)))
-	return s, tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}, pgtest.Open(t, dbURL)
+	fl := flagstest.New(t)
+	return bundle{
+		store:  store.New(pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign)), fl),
+		tenant: tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()},
+		db:     pgtest.Open(t, dbURL),
+		flags:  fl,
+	}
 }
 
 // insertOpts describes a row to insert; zero fields get defaults.
@@ -83,13 +98,45 @@ func TestStore_CreateGet(t *testing.T) {
 // status) agree on every row the store writes.
 func TestStore_writesStateAndStatus(t *testing.T) {
 	t.Parallel()
-	s, tn, db := setupWithDB(t)
-	c := insert(t, s, tn, insertOpts{})
+	b := setupWithDB(t)
+	c := insert(t, b.store, b.tenant, insertOpts{})
 	var state, status string
-	require.NoError(t, db.QueryRow(context.Background(),
+	require.NoError(t, b.db.QueryRow(context.Background(),
 		`SELECT state, status FROM campaign.campaigns WHERE id = $1`, c.ID).Scan(&state, &status))
 	require.Equal(t, string(campaign.StateDraft), state)
 	require.Equal(t, state, status)
+}
+
+// TestStore_readsStateOrStatus: the lifecycle comes from state with campaign_status_reads off,
+// from status with it on, and from state again where the backfill has not filled status yet.
+func TestStore_readsStateOrStatus(t *testing.T) {
+	t.Parallel()
+	b := setupWithDB(t)
+	ctx := context.Background()
+	differ := insert(t, b.store, b.tenant, insertOpts{Name: "differ"})
+	old := insert(t, b.store, b.tenant, insertOpts{Name: "old"})
+	// Rows no release writes, so that the test can tell the columns apart: state and status
+	// disagree, and a row as the previous release left it, without status.
+	_, err := b.db.Exec(ctx, `UPDATE campaign.campaigns SET state = 'scheduled', status = 'paused' WHERE id = $1`, differ.ID)
+	require.NoError(t, err)
+	_, err = b.db.Exec(ctx, `UPDATE campaign.campaigns SET state = 'sent', status = NULL WHERE id = $1`, old.ID)
+	require.NoError(t, err)
+
+	flagstest.Both(t, b.flags, flags.CampaignStatusReads, func(t *testing.T, on bool) {
+		got, err := b.store.Get(ctx, b.tenant, differ.ID)
+		require.NoError(t, err)
+		if on {
+			require.Equal(t, campaign.StatePaused, got.State)
+		} else {
+			require.Equal(t, campaign.StateScheduled, got.State)
+		}
+		got, err = b.store.Get(ctx, b.tenant, old.ID)
+		require.NoError(t, err)
+		require.Equal(t, campaign.StateSent, got.State, "a row without status reads its state either way")
+
+		created := insert(t, b.store, b.tenant, insertOpts{})
+		require.Equal(t, campaign.StateDraft, created.State)
+	})
 }
 
 func TestStore_tenantFilter(t *testing.T) {
