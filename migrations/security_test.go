@@ -186,13 +186,6 @@ func TestCatalogPrivileges(t *testing.T) {
 		migrations.RoleWorker+" SELECT maintenance.backfills",
 		migrations.RoleWorker+" INSERT maintenance.backfills",
 		migrations.RoleWorker+" UPDATE maintenance.backfills",
-		// The campaigns_status backfill (campaign 000003, until its contract step): the
-		// three columns it copies between, nothing of a campaign's content.
-		migrations.RoleWorker+" USAGE schema campaign",
-		migrations.RoleWorker+" SELECT campaign.campaigns(id)",
-		migrations.RoleWorker+" SELECT campaign.campaigns(state)",
-		migrations.RoleWorker+" SELECT campaign.campaigns(status)",
-		migrations.RoleWorker+" UPDATE campaign.campaigns(status)",
 	)
 
 	schemas := append(appSchemas(), migrations.RiverSchema, "public")

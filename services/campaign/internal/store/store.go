@@ -23,13 +23,12 @@ import (
 )
 
 // columnsState and columnsStatus are the select lists every query returns, in the order scan
-// reads them: the lifecycle read from state, or from status. A row the previous release wrote
-// has no status until the backfill reaches it, so status falls back to state.
+// reads them: the lifecycle read from state, or from status.
 const (
 	columnsState = `id, company_id, workspace_id, domain_id, name, subject, from_email,
 	html_body, text_body, state, created_at, updated_at`
 	columnsStatus = `id, company_id, workspace_id, domain_id, name, subject, from_email,
-	html_body, text_body, coalesce(status, state), created_at, updated_at`
+	html_body, text_body, status, created_at, updated_at`
 )
 
 // Store implements campaign.Store.

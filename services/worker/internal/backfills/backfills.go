@@ -37,9 +37,7 @@ const QueryTimeout = 5 * time.Second
 // backfill here in the release that starts writing the column it fills (the expand step of
 // docs/migrations.md), and remove it in the contract step, once it is done everywhere.
 func Registered() map[string]backfill.Backfill {
-	return map[string]backfill.Backfill{
-		"campaigns_status": CampaignStatus{},
-	}
+	return map[string]backfill.Backfill{}
 }
 
 // Inserter enqueues jobs: the worker's River client.
