@@ -1,7 +1,5 @@
 package flags
 
-import "time"
-
 // Registered returns the definition of every feature flag of Herald.
 //
 // To add a flag, declare its value next to this function and its definition in the list:
@@ -21,21 +19,7 @@ import "time"
 //
 // then gate the code with flags.RecipientSearchV2 and test both paths (flagstest.Both). The
 // flag values are the only package-level variables of Herald: they are never reassigned.
-// docs/flags.md says how flags are used.
+// Herald has no flag yet; docs/flags.md says how flags are used.
 func Registered() []Definition {
-	return []Definition{
-		{
-			Flag:            CampaignStatusReads,
-			Description:     "read a campaign's lifecycle from campaigns.status instead of campaigns.state",
-			Default:         false,
-			Scope:           LevelGlobal,
-			Added:           Date(2026, time.November, 26),
-			ExpectedRemoval: Date(2027, time.January, 31),
-			Owner:           "campaigns",
-		},
-	}
+	return []Definition{}
 }
-
-// CampaignStatusReads switches the campaign store's reads from campaigns.state to
-// campaigns.status (the switch step of docs/migrations.md's worked example).
-var CampaignStatusReads = NewFlag("campaign_status_reads")

@@ -9,7 +9,6 @@ import (
 	"fmt"
 
 	"github.com/heraldmail/herald/libs/config"
-	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/process"
 	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
 	"go.uber.org/zap"
@@ -59,12 +58,7 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	}
 	defer p.Close()
 
-	// The feature flags the store checks; the provider keeps its copy current while it serves.
-	fl, err := flags.NewRedis(p.Redis, p.Registry, p.Log.Named("flags"))
-	if err != nil {
-		return fmt.Errorf("feature flags: %w", err)
-	}
-	svc := campaign.NewService(store.New(p.Pool, fl))
+	svc := campaign.NewService(store.New(p.Pool))
 	srv, hs := p.GRPCServer()
 	campaignv1.RegisterCampaignServiceServer(srv, grpcapi.New(svc, p.Log))
 	hs.SetServing(campaignv1.CampaignService_ServiceDesc.ServiceName)
@@ -72,5 +66,5 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	return p.Run(ctx, append(grpcComps, fl)...)
+	return p.Run(ctx, grpcComps...)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/stretchr/testify/require"
@@ -29,7 +28,7 @@ type bundle struct {
 
 func setup(t *testing.T) (*campaign.Service, bundle) {
 	t.Helper()
-	st := store.New(pgtest.Pool(t), flagstest.New(t))
+	st := store.New(pgtest.Pool(t))
 	return campaign.NewService(st), bundle{store: st, tenant: newTenant()}
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
@@ -66,7 +65,7 @@ func serve(t *testing.T, pool *pgxpool.Pool) campaignv1.CampaignServiceClient {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	srv, _ := rpc.NewServer(rpc.ServerOptions{Log: log, Registry: prometheus.NewRegistry(), Verifier: tenancy.NewVerifier(secret)})
-	campaignv1.RegisterCampaignServiceServer(srv, grpcapi.New(campaign.NewService(store.New(pool, flagstest.New(t))), log))
+	campaignv1.RegisterCampaignServiceServer(srv, grpcapi.New(campaign.NewService(store.New(pool)), log))
 
 	ln := bufconn.Listen(1 << 20)
 	served := make(chan struct{})

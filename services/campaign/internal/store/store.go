@@ -3,8 +3,8 @@
 // domain, so a row of another tenant is never seen, even without row-level security.
 //
 // The lifecycle column is moving from state to status (docs/migrations.md, "A worked
-// example"): the store writes both, and reads status when the flag campaign_status_reads is
-// on, state otherwise.
+// example"): the store reads status, and still writes both while the previous release reads
+// state.
 package store
 
 import (
@@ -13,7 +13,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -22,32 +21,17 @@ import (
 	"github.com/heraldmail/herald/services/campaign/internal/campaign"
 )
 
-// columnsState and columnsStatus are the select lists every query returns, in the order scan
-// reads them: the lifecycle read from state, or from status.
-const (
-	columnsState = `id, company_id, workspace_id, domain_id, name, subject, from_email,
-	html_body, text_body, state, created_at, updated_at`
-	columnsStatus = `id, company_id, workspace_id, domain_id, name, subject, from_email,
+// columns is the select list every query returns, in the order scan reads it.
+const columns = `id, company_id, workspace_id, domain_id, name, subject, from_email,
 	html_body, text_body, status, created_at, updated_at`
-)
 
 // Store implements campaign.Store.
 type Store struct {
-	db    tenancy.Beginner
-	flags flags.Provider
+	db tenancy.Beginner
 }
 
-// New returns a Store on db (a *pgxpool.Pool); fl decides which column the lifecycle is read
-// from (flags.CampaignStatusReads).
-func New(db tenancy.Beginner, fl flags.Provider) *Store { return &Store{db: db, flags: fl} }
-
-// columns returns the select list for a query made for t.
-func (s *Store) columns(ctx context.Context, t tenancy.Tenant) string {
-	if s.flags.Enabled(ctx, flags.CampaignStatusReads, flags.Scope{CompanyID: t.CompanyID, WorkspaceID: t.WorkspaceID}) {
-		return columnsStatus
-	}
-	return columnsState
-}
+// New returns a Store on db (a *pgxpool.Pool).
+func New(db tenancy.Beginner) *Store { return &Store{db: db} }
 
 // Create implements campaign.Store.
 func (s *Store) Create(ctx context.Context, t tenancy.Tenant, in campaign.NewCampaign) (campaign.Campaign, error) {
@@ -57,7 +41,7 @@ func (s *Store) Create(ctx context.Context, t tenancy.Tenant, in campaign.NewCam
 		c, err = scan(tx.QueryRow(ctx, `INSERT INTO campaign.campaigns
 			(company_id, workspace_id, domain_id, name, subject, from_email, html_body, text_body, state, status)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-			RETURNING `+s.columns(ctx, t),
+			RETURNING `+columns,
 			t.CompanyID, t.WorkspaceID, t.DomainID, in.Name, in.Subject, in.FromEmail,
 			in.HTMLBody, in.TextBody, string(campaign.StateDraft)))
 		return err
@@ -73,7 +57,7 @@ func (s *Store) Get(ctx context.Context, t tenancy.Tenant, id uuid.UUID) (campai
 	var c campaign.Campaign
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
 		var err error
-		c, err = scan(tx.QueryRow(ctx, `SELECT `+s.columns(ctx, t)+` FROM campaign.campaigns
+		c, err = scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM campaign.campaigns
 			WHERE id = $1 AND company_id = $2 AND workspace_id = $3 AND domain_id = $4`,
 			id, t.CompanyID, t.WorkspaceID, t.DomainID))
 		return err

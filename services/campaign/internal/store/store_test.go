@@ -5,8 +5,6 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags"
-	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
@@ -33,19 +31,16 @@ type bundle struct {
 	tenant tenancy.Tenant
 	// db is a superuser pool on the store's database, to look at and write what the store
 	// does not.
-	db    *pgxpool.Pool
-	flags *flags.Redis
+	db *pgxpool.Pool
 }
 
 func setupWithDB(t *testing.T) bundle {
 	t.Helper()
 	dbURL := pgtest.URL(t)
-	fl := flagstest.New(t)
 	return bundle{
-		store:  store.New(pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign)), fl),
+		store:  store.New(pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleCampaign))),
 		tenant: tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()},
 		db:     pgtest.Open(t, dbURL),
-		flags:  fl,
 	}
 }
 
@@ -107,30 +102,18 @@ func TestStore_writesStateAndStatus(t *testing.T) {
 	require.Equal(t, state, status)
 }
 
-// TestStore_readsStateOrStatus: the lifecycle comes from state with campaign_status_reads off,
-// from status with it on.
-func TestStore_readsStateOrStatus(t *testing.T) {
+// TestStore_readsStatus: the lifecycle comes from status, never from state.
+func TestStore_readsStatus(t *testing.T) {
 	t.Parallel()
 	b := setupWithDB(t)
 	ctx := context.Background()
-	differ := insert(t, b.store, b.tenant, insertOpts{Name: "differ"})
-	// A row no release writes, so that the test can tell the columns apart: state and status
-	// disagree.
-	_, err := b.db.Exec(ctx, `UPDATE campaign.campaigns SET state = 'scheduled', status = 'paused' WHERE id = $1`, differ.ID)
+	c := insert(t, b.store, b.tenant, insertOpts{})
+	// A row no release writes, so that the test can tell the columns apart.
+	_, err := b.db.Exec(ctx, `UPDATE campaign.campaigns SET state = 'scheduled', status = 'paused' WHERE id = $1`, c.ID)
 	require.NoError(t, err)
-
-	flagstest.Both(t, b.flags, flags.CampaignStatusReads, func(t *testing.T, on bool) {
-		got, err := b.store.Get(ctx, b.tenant, differ.ID)
-		require.NoError(t, err)
-		if on {
-			require.Equal(t, campaign.StatePaused, got.State)
-		} else {
-			require.Equal(t, campaign.StateScheduled, got.State)
-		}
-
-		created := insert(t, b.store, b.tenant, insertOpts{})
-		require.Equal(t, campaign.StateDraft, created.State)
-	})
+	got, err := b.store.Get(ctx, b.tenant, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, campaign.StatePaused, got.State)
 }
 
 func TestStore_tenantFilter(t *testing.T) {
