@@ -2,9 +2,9 @@
 // transaction scoped to the tenant (tenancy.InTx) and filters on company, workspace and
 // domain, so a row of another tenant is never seen, even without row-level security.
 //
-// The lifecycle column is moving from state to status (docs/migrations.md, "A worked
-// example"): the store reads status, and still writes both while the previous release reads
-// state.
+// The lifecycle column has moved from state to status (docs/migrations.md, "A worked
+// example"): the store reads and writes status only; state, which no release reads any more,
+// keeps its default until the contract step drops it.
 package store
 
 import (
@@ -39,8 +39,8 @@ func (s *Store) Create(ctx context.Context, t tenancy.Tenant, in campaign.NewCam
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
 		var err error
 		c, err = scan(tx.QueryRow(ctx, `INSERT INTO campaign.campaigns
-			(company_id, workspace_id, domain_id, name, subject, from_email, html_body, text_body, state, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+			(company_id, workspace_id, domain_id, name, subject, from_email, html_body, text_body, status)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 			RETURNING `+columns,
 			t.CompanyID, t.WorkspaceID, t.DomainID, in.Name, in.Subject, in.FromEmail,
 			in.HTMLBody, in.TextBody, string(campaign.StateDraft)))

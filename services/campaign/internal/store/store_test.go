@@ -88,20 +88,6 @@ func TestStore_CreateGet(t *testing.T) {
 	require.ErrorIs(t, err, campaign.ErrNotFound)
 }
 
-// TestStore_writesStateAndStatus: while the lifecycle column moves from state to status, every
-// write sets both, so that the previous release (reading state) and the next one (reading
-// status) agree on every row the store writes.
-func TestStore_writesStateAndStatus(t *testing.T) {
-	t.Parallel()
-	b := setupWithDB(t)
-	c := insert(t, b.store, b.tenant, insertOpts{})
-	var state, status string
-	require.NoError(t, b.db.QueryRow(context.Background(),
-		`SELECT state, status FROM campaign.campaigns WHERE id = $1`, c.ID).Scan(&state, &status))
-	require.Equal(t, string(campaign.StateDraft), state)
-	require.Equal(t, state, status)
-}
-
 // TestStore_readsStatus: the lifecycle comes from status, never from state.
 func TestStore_readsStatus(t *testing.T) {
 	t.Parallel()
