@@ -269,7 +269,7 @@ func TestCheckConstraints(t *testing.T) {
 			VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'a@example.com', 'gone')`,
 		"recipients_attributes_check": `INSERT INTO recipient.recipients (company_id, workspace_id, domain_id, email, attributes)
 			VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'a@example.com', '[]')`,
-		"campaigns_state_check": `INSERT INTO campaign.campaigns (company_id, workspace_id, domain_id, name, state)
+		"campaigns_status_check": `INSERT INTO campaign.campaigns (company_id, workspace_id, domain_id, name, status)
 			VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'spring', 'done')`,
 		"email_events_type_check": `INSERT INTO events.email_events (id, company_id, workspace_id, domain_id, type, occurred_at)
 			VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'read', now())`,
@@ -302,13 +302,13 @@ func TestDefaults(t *testing.T) {
 	require.Nil(t, changedAt)
 	require.Equal(t, "{}", attributes)
 
-	var state string
+	var campaignStatus string
 	err = pool.QueryRow(ctx, `
 		INSERT INTO campaign.campaigns (company_id, workspace_id, domain_id, name)
 		VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'spring')
-		RETURNING state`).Scan(&state)
+		RETURNING status`).Scan(&campaignStatus)
 	require.NoError(t, err)
-	require.Equal(t, "draft", state)
+	require.Equal(t, "draft", campaignStatus)
 }
 
 func TestDomainsBelongToAWorkspace(t *testing.T) {
@@ -352,7 +352,12 @@ func TestMigrationFiles(t *testing.T) {
 				require.FileExists(t, filepath.Join(dir, base+".down.sql"), "every up migration has a down")
 				body, err := os.ReadFile(filepath.Join(dir, name))
 				require.NoError(t, err)
-				require.True(t, strings.HasPrefix(string(body), failFast), "%s/%s must begin with the lock and statement timeouts", schema, name)
+				// Header annotations (-- herald:contract, -- herald:no-transaction) come first.
+				text := string(body)
+				for strings.HasPrefix(text, "-- herald:") {
+					_, text, _ = strings.Cut(text, "\n")
+				}
+				require.True(t, strings.HasPrefix(text, failFast), "%s/%s must begin with the lock and statement timeouts", schema, name)
 			}
 		}
 	}

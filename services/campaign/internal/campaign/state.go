@@ -1,7 +1,7 @@
 package campaign
 
 // State is where a campaign is in its life. The values are the ones stored in
-// campaign.campaigns.state.
+// campaign.campaigns.status.
 type State string
 
 // States.

@@ -2,9 +2,8 @@
 // transaction scoped to the tenant (tenancy.InTx) and filters on company, workspace and
 // domain, so a row of another tenant is never seen, even without row-level security.
 //
-// The lifecycle column has moved from state to status (docs/migrations.md, "A worked
-// example"): the store reads and writes status only; state, which no release reads any more,
-// keeps its default until the contract step drops it.
+// A campaign's lifecycle is its status column (it was state until the change that
+// docs/migrations.md, "A worked example", walks through).
 package store
 
 import (

@@ -88,14 +88,14 @@ func TestStore_CreateGet(t *testing.T) {
 	require.ErrorIs(t, err, campaign.ErrNotFound)
 }
 
-// TestStore_readsStatus: the lifecycle comes from status, never from state.
+// TestStore_readsStatus: the lifecycle is the status column.
 func TestStore_readsStatus(t *testing.T) {
 	t.Parallel()
 	b := setupWithDB(t)
 	ctx := context.Background()
 	c := insert(t, b.store, b.tenant, insertOpts{})
-	// A row no release writes, so that the test can tell the columns apart.
-	_, err := b.db.Exec(ctx, `UPDATE campaign.campaigns SET state = 'scheduled', status = 'paused' WHERE id = $1`, c.ID)
+	require.Equal(t, campaign.StateDraft, c.State)
+	_, err := b.db.Exec(ctx, `UPDATE campaign.campaigns SET status = 'paused' WHERE id = $1`, c.ID)
 	require.NoError(t, err)
 	got, err := b.store.Get(ctx, b.tenant, c.ID)
 	require.NoError(t, err)
