@@ -110,7 +110,7 @@ n-minus-1: ## check the previous release's e2e tests on the current migrations, 
 .PHONY: bench
 bench: ## run the benchmarks of every module (BENCH=regexp, default all)
 	@$(test_env); \
-	$(call in_modules,go test -run '^$$' -bench '$(BENCH)' -benchmem ./...)
+	$(call in_modules,go test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m ./...)
 
 .PHONY: tidy
 tidy: ## go mod tidy in every module

@@ -3,6 +3,7 @@ package migrations
 import (
 	"context"
 	"io/fs"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
@@ -44,4 +45,38 @@ func UpSteps(ctx context.Context, databaseURL string, steps int, log *zap.Logger
 		}
 	}
 	return nil
+}
+
+// UpAt is Up with the storage setup's clock at now.
+func UpAt(ctx context.Context, databaseURL string, now time.Time, log *zap.Logger) error {
+	return upAt(ctx, databaseURL, now, log)
+}
+
+// PlanAt is Plan with the storage setup's clock at now.
+func PlanAt(ctx context.Context, databaseURL string, now time.Time) ([]Migration, error) {
+	return planAt(ctx, databaseURL, now)
+}
+
+// SetupTimescale runs the TimescaleDB setup, CREATE EXTENSION left out,
+// whatever the mode of the database: tests run it against stand-ins of
+// TimescaleDB's functions.
+func SetupTimescale(ctx context.Context, databaseURL string) error {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	return setupTimescale(ctx, conn, false)
+}
+
+// TimescaleUsable runs the test of whether TimescaleDB can be used.
+func TimescaleUsable(ctx context.Context, databaseURL string) (bool, error) {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	var usable bool
+	err = conn.QueryRow(ctx, timescaleUsableSQL).Scan(&usable)
+	return usable, err
 }

@@ -100,12 +100,19 @@ type SchemaStatus struct {
 // Up applies every pending migration: it makes sure the service roles exist
 // (see ServiceRoles), migrates each owning schema in the order of Schemas,
 // then applies River's migrations in RiverSchema and grants River's tables to
-// the roles that use them. It creates the schemas it needs and holds an
+// the roles that use them, then sets up the time-partitioned storage of
+// events (StorageStep: TimescaleDB where the events migration found it
+// usable, weekly partitions otherwise; see storage.go). It creates the schemas it needs and holds an
 // advisory lock for the whole run, so concurrent calls on the same database
 // wait for each other and the later ones find nothing to do. databaseURL must
 // be a postgres:// URL (golang-migrate takes no other form) of a role allowed
 // to create schemas, and to create roles while any service role is missing.
 func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
+	return upAt(ctx, databaseURL, time.Now(), log)
+}
+
+// upAt is Up with the storage setup's clock.
+func upAt(ctx context.Context, databaseURL string, now time.Time, log *zap.Logger) error {
 	base, err := parseDatabaseURL(databaseURL)
 	if err != nil {
 		return err
@@ -148,6 +155,10 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 		return err
 	}
 
+	if err := setupStorage(ctx, conn, now, log); err != nil {
+		return err
+	}
+
 	if err := unlock(ctx, conn); err != nil {
 		return err
 	}
@@ -155,13 +166,31 @@ func Up(ctx context.Context, databaseURL string, log *zap.Logger) error {
 	return nil
 }
 
+// lockPoll is how often lock tries the migration lock while another run holds it.
+const lockPoll = 200 * time.Millisecond
+
 // lock takes the migration lock on conn's session, waiting for a run that
-// holds it. Closing the session releases it too.
+// holds it. Closing the session releases it too. It polls instead of blocking
+// in pg_advisory_lock: a session blocked in a statement holds a snapshot, and
+// CREATE INDEX CONCURRENTLY in the run that holds the lock would wait for it.
 func lock(ctx context.Context, conn *pgx.Conn, log *zap.Logger) error {
 	start := time.Now()
 	log.Info("waiting for migration lock", zap.String("lock", lockName))
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock(hashtextextended($1, 0))", lockName); err != nil {
-		return fmt.Errorf("acquire migration lock: %w", err)
+	tick := time.NewTicker(lockPoll)
+	defer tick.Stop()
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", lockName).Scan(&ok); err != nil {
+			return fmt.Errorf("acquire migration lock: %w", err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("acquire migration lock: %w", ctx.Err())
+		case <-tick.C:
+		}
 	}
 	log.Info("migration lock acquired", zap.Duration("waited", time.Since(start)))
 	return nil

@@ -5,29 +5,37 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Migration names one migration of one schema.
 type Migration struct {
-	// Schema is an owning schema (see Schemas) or RiverSchema.
+	// Schema is an owning schema (see Schemas), RiverSchema or StorageStep.
 	Schema string
 	// Version is the migration's version within its schema.
 	Version uint
 	// File is the migration's file name: under sql/<schema>/ for an owning
 	// schema (the .up.sql file in a plan, the .down.sql file in what Down
 	// rolled back), or the name of the file in River's own migration line
-	// (main) for RiverSchema.
+	// (main) for RiverSchema; for StorageStep, what the setup would do.
 	File string
 }
 
 // Plan lists, without changing anything, the migrations Up would apply to
 // the database, in the order Up would apply them: each owning schema in the
-// order of Schemas, oldest first, then River's. An empty plan means the
-// database is up to date.
+// order of Schemas, oldest first, then River's, then the storage setup (one
+// entry of Schema StorageStep, Version 0, whose File says what it would do)
+// when it would change something. An empty plan means the database is up to
+// date.
 //
 // Plan fails where Up would: a dirty schema, or a schema migrated further
 // than this binary knows (a newer release migrated the database).
 func Plan(ctx context.Context, databaseURL string) ([]Migration, error) {
+	return planAt(ctx, databaseURL, time.Now())
+}
+
+// planAt is Plan with the storage setup's clock.
+func planAt(ctx context.Context, databaseURL string, now time.Time) ([]Migration, error) {
 	if _, err := parseDatabaseURL(databaseURL); err != nil {
 		return nil, err
 	}
@@ -77,7 +85,12 @@ func Plan(ctx context.Context, databaseURL string) ([]Migration, error) {
 			plan = append(plan, Migration{Schema: RiverSchema, Version: uint(m.Version), File: riverFileName(m.Version, m.Name)})
 		}
 	}
-	return plan, nil
+
+	storage, err := planStorage(ctx, pool, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(plan, storage...), nil
 }
 
 // riverFileName rebuilds the file name of a River migration from its version

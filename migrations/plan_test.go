@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,15 +34,21 @@ func TestPlan(t *testing.T) {
 
 	plan, err := migrations.Plan(ctx, b.url)
 	require.NoError(t, err)
-	var owning, river []migrations.Migration
+	var owning, river, storage []migrations.Migration
 	for _, m := range plan {
-		if m.Schema == migrations.RiverSchema {
+		switch m.Schema {
+		case migrations.StorageStep:
+			storage = append(storage, m)
+		case migrations.RiverSchema:
+			require.Empty(t, storage, "the storage setup comes after River's migrations")
 			river = append(river, m)
-		} else {
+		default:
 			require.Empty(t, river, "River's migrations come after the owning schemas'")
 			owning = append(owning, m)
 		}
 	}
+	require.Len(t, storage, 1, "the storage setup is planned last")
+	require.Contains(t, storage[0].File, "partitioned: weekly partitions of events.engagement_events from ")
 	require.Equal(t, embeddedUps(t), owning, "a fresh database gets every migration, in order")
 	require.Len(t, river, int(latestRiverVersion(t)))
 	for i, m := range river {
@@ -87,4 +94,31 @@ func TestPlanRefusesWhatUpRefuses(t *testing.T) {
 	require.NoError(t, err)
 	_, err = migrations.Plan(ctx, b.url)
 	require.ErrorContains(t, err, "schema campaign is at version 999999, which this binary does not know")
+}
+
+// TestPlanStorage shows the storage setup in the plan when partitions of the
+// window are missing, and nothing once up made them.
+func TestPlanStorage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	now := time.Date(2026, time.March, 4, 12, 0, 0, 0, time.UTC) // a Wednesday
+	require.NoError(t, migrations.UpAt(ctx, b.url, now, b.log))
+
+	plan, err := migrations.PlanAt(ctx, b.url, now)
+	require.NoError(t, err)
+	require.Empty(t, plan)
+
+	// Three weeks later, the last partitions of the window are missing.
+	plan, err = migrations.PlanAt(ctx, b.url, now.AddDate(0, 0, 21))
+	require.NoError(t, err)
+	require.Equal(t, []migrations.Migration{{
+		Schema: migrations.StorageStep,
+		File:   "partitioned: weekly partitions of events.engagement_events from 2026-03-16 to 2026-04-27 (3 missing)",
+	}}, plan)
+
+	require.NoError(t, migrations.UpAt(ctx, b.url, now.AddDate(0, 0, 21), b.log))
+	plan, err = migrations.PlanAt(ctx, b.url, now.AddDate(0, 0, 21))
+	require.NoError(t, err)
+	require.Empty(t, plan)
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -63,6 +64,9 @@ func newTenant() tenancy.Tenant {
 func TestCatalogRowLevelSecurity(t *testing.T) {
 	t.Parallel()
 	pool := pgtest.Pool(t)
+	// The template may be older than the partitions of this week.
+	_, err := pool.Exec(t.Context(), "SELECT events.create_engagement_partitions(now(), now())")
+	require.NoError(t, err)
 
 	// Every table (partitioned or not, partitions included) of the owning
 	// schemas with a workspace_id or domain_id column, and identity.workspaces.
@@ -76,7 +80,8 @@ func TestCatalogRowLevelSecurity(t *testing.T) {
 			AND (a.attname IS NOT NULL OR (n.nspname, c.relname) = ('identity', 'workspaces'))
 		ORDER BY 1`, appSchemas())
 	for _, want := range []string{
-		"campaign.campaigns", "events.email_events", "identity.api_keys", "identity.domains",
+		"campaign.campaigns", "events.email_events", "events.email_events_daily", "events.engagement_events",
+		"events." + migrations.PartitionName(time.Now()), "identity.api_keys", "identity.domains",
 		"identity.invitations", "identity.memberships", "identity.workspaces", "recipient.recipients",
 	} {
 		require.Contains(t, tenantTables, want)
@@ -181,6 +186,19 @@ func TestCatalogPrivileges(t *testing.T) {
 	want = append(want,
 		migrations.RoleGateway+" EXECUTE identity.api_key_by_prefix(text)",
 		migrations.RoleGateway+" EXECUTE identity.invitation_by_token_hash(text)",
+		// The storage of events: events-ingest creates a missing partition for an
+		// event, the worker keeps them (partitions, retention), the rollup and the
+		// backfill from the legacy table; it never rewrites an event.
+		migrations.RoleEvents+" EXECUTE events.create_engagement_partitions(timestamp with time zone,timestamp with time zone)",
+		migrations.RoleWorker+" EXECUTE events.create_engagement_partitions(timestamp with time zone,timestamp with time zone)",
+		migrations.RoleWorker+" EXECUTE events.drop_engagement_partitions(timestamp with time zone)",
+		migrations.RoleWorker+" USAGE schema events",
+		migrations.RoleWorker+" SELECT events.email_events",
+		migrations.RoleWorker+" SELECT events.engagement_events",
+		migrations.RoleWorker+" INSERT events.engagement_events",
+		migrations.RoleWorker+" SELECT events.email_events_daily",
+		migrations.RoleWorker+" INSERT events.email_events_daily",
+		migrations.RoleWorker+" DELETE events.email_events_daily",
 		// The progress of backfills: the worker runs them and never deletes one.
 		migrations.RoleWorker+" USAGE schema maintenance",
 		migrations.RoleWorker+" SELECT maintenance.backfills",
@@ -256,11 +274,16 @@ func TestCatalogDefinerFunctions(t *testing.T) {
 		var public bool
 		require.NoError(t, rows.Scan(&name, &config, &public))
 		names = append(names, name)
-		require.Contains(t, config, "search_path=pg_catalog, identity, pg_temp", name)
+		schema, _, _ := strings.Cut(name, ".")
+		require.Contains(t, config, "search_path=pg_catalog, "+schema+", pg_temp", name)
 		require.False(t, public, "PUBLIC may execute %s", name)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{"identity.api_key_by_prefix(text)", "identity.invitation_by_token_hash(text)"}, names)
+	require.Equal(t, []string{
+		"events.create_engagement_partitions(timestamp with time zone,timestamp with time zone)",
+		"events.drop_engagement_partitions(timestamp with time zone)",
+		"identity.api_key_by_prefix(text)", "identity.invitation_by_token_hash(text)",
+	}, names)
 }
 
 // tenantTable is a service table under the tenant policy.
@@ -290,6 +313,18 @@ func tenantTables() []tenantTable {
 			name: "events.email_events",
 			role: migrations.RoleEvents,
 			insert: `INSERT INTO events.email_events (id, company_id, workspace_id, domain_id, type, occurred_at)
+				VALUES (gen_random_uuid(), $1, $2, $3, 'open', now()) RETURNING id`,
+		},
+		{
+			name: "events.engagement_events",
+			role: migrations.RoleEvents,
+			insert: `INSERT INTO events.engagement_events (id, company_id, workspace_id, domain_id, type, created_at)
+				VALUES (gen_random_uuid(), $1, $2, $3, 'open', now()) RETURNING id`,
+		},
+		{
+			name: "events." + migrations.PartitionName(time.Now()),
+			role: migrations.RoleEvents,
+			insert: `INSERT INTO events.` + migrations.PartitionName(time.Now()) + ` (id, company_id, workspace_id, domain_id, type, created_at)
 				VALUES (gen_random_uuid(), $1, $2, $3, 'open', now()) RETURNING id`,
 		},
 	}
@@ -323,6 +358,9 @@ func TestRowLevelSecurityIsolatesTenants(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.URL(t)
 	admin := pgtest.Open(t, dbURL)
+	// The template may be older than the partitions of this week.
+	_, err := admin.Exec(t.Context(), "SELECT events.create_engagement_partitions(now(), now())")
+	require.NoError(t, err)
 
 	for _, tt := range tenantTables() {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,7 +422,7 @@ func TestRowLevelSecurityIsolatesTenants(t *testing.T) {
 			require.NoError(t, err)
 
 			var n int
-			require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM "+tt.name).Scan(&n))
+			require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM "+tt.name+" WHERE company_id IN ($1, $2)", a.CompanyID, b.CompanyID).Scan(&n))
 			require.Equal(t, 3, n, "nothing was written through the policy")
 		})
 	}

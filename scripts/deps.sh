@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh makes sure the PostgreSQL server binaries (initdb, pg_ctl, postgres, plus pg_isready
-# and psql) and redis-server (plus redis-cli) are installed, and prints what it found.
+# and psql), redis-server (plus redis-cli) and Node.js with npm (for the Unleash server of the
+# feature flag tests, scripts/unleash.sh) are installed, and prints what it found.
 #
 #   scripts/deps.sh            check, install with apt-get when root, print what was found
 #
@@ -72,6 +73,15 @@ missing_packages() {
 	fi
 }
 
+# missing_node_packages prints nodejs and npm when node or npm is missing: they run the Unleash
+# server of the feature flag tests only, so a machine without them still runs everything else.
+missing_node_packages() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		echo nodejs
+		echo npm
+	fi
+}
+
 # install_packages installs the given Debian packages without prompts. The packages' own
 # services (the distribution's PostgreSQL cluster on 5432, redis on 6379) are never used: while
 # installing, a policy-rc.d keeps them from being started, so a container without an init
@@ -105,20 +115,30 @@ report() {
 	bindir="$(herald_pg_bindir)"
 	echo "deps: postgresql $("$bindir/postgres" --version | awk '{print $3}') in $bindir"
 	echo "deps: redis-server $("$(herald_redis_bin redis-server)" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') at $(herald_redis_bin redis-server)"
+	if [[ -z "$(missing_node_packages)" ]]; then
+		echo "deps: node $(node --version) at $(command -v node), npm $(npm --version)"
+	fi
 }
 
 main() {
-	local missing=()
+	local missing=() node=()
 	mapfile -t missing < <(missing_packages)
-	if ((${#missing[@]} == 0)); then
+	mapfile -t node < <(missing_node_packages)
+	if ((${#missing[@]} + ${#node[@]} == 0)); then
 		report
 		return 0
 	fi
 
+	if [[ "$(id -u)" -ne 0 && ${#missing[@]} -eq 0 ]]; then
+		echo "deps: node or npm is missing: the tests that need the Unleash server are skipped (and fail in CI); install them with: sudo apt-get install -y ${node[*]}" >&2
+		report
+		return 0
+	fi
+	missing+=("${node[@]}")
 	if [[ "$(id -u)" -ne 0 ]]; then
 		cat >&2 <<EOF
 deps: missing Debian packages: ${missing[*]}
-deps: (needed: initdb, pg_ctl, postgres, pg_isready, psql, redis-server, redis-cli)
+deps: (needed: initdb, pg_ctl, postgres, pg_isready, psql, redis-server, redis-cli, node, npm)
 deps: install them with:
 
     sudo apt-get install -y ${missing[*]}
@@ -138,7 +158,7 @@ EOF
 	fi
 	install_packages "${missing[@]}"
 
-	mapfile -t missing < <(missing_packages)
+	mapfile -t missing < <(missing_packages; missing_node_packages)
 	if ((${#missing[@]} > 0)); then
 		echo "deps: still missing after install: ${missing[*]}" >&2
 		return 1

@@ -3,6 +3,7 @@ package flags_test
 import (
 	"context"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"testing"
@@ -20,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if prefix := os.Getenv(childPrefixEnv); prefix != "" {
+		os.Exit(runChild(prefix))
+	}
 	goleak.VerifyTestMain(m)
 }
 

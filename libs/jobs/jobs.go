@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Schema holds River's tables.
@@ -60,6 +61,31 @@ func (RecipientStatusArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
+// BulkOperationArgs asks the worker to run, or resume, a bulk operation of the recipient
+// service: it applies the operation's batches one after the other through the recipient
+// service, which commits each batch's position with its changes, so a job that is interrupted
+// or retried resumes after the last committed batch. There is one job per operation.
+type BulkOperationArgs struct {
+	CompanyID   uuid.UUID `json:"company_id"`
+	WorkspaceID uuid.UUID `json:"workspace_id"`
+	DomainID    uuid.UUID `json:"domain_id"`
+	OperationID uuid.UUID `json:"operation_id"`
+	// BatchSize is the number of recipients per batch; 0 means the recipient service's default.
+	BatchSize int `json:"batch_size"`
+}
+
+// Kind implements river.JobArgs.
+func (BulkOperationArgs) Kind() string { return "bulk_operation" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: bulk operations run on their own queue,
+// one job per operation.
+func (BulkOperationArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueBulkOperations,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
 // BackfillArgs asks the worker to run, or resume, the backfill registered under Name (see
 // libs/backfill): batches of BatchSize rows, each in its own short transaction, with Pause
 // between batches. Its progress is kept in maintenance.backfills, so a job that is
@@ -87,6 +113,28 @@ func (BackfillArgs) InsertOpts() river.InsertOpts {
 	}
 }
 
+// ImportArgs asks the worker to run, or resume, the CSV import ImportID of a domain (see
+// docs/imports.md). Its progress is committed batch by batch on the recipient service, so an
+// interrupted job resumes after the last batch that committed. One job per import.
+type ImportArgs struct {
+	CompanyID   uuid.UUID `json:"company_id"`
+	WorkspaceID uuid.UUID `json:"workspace_id"`
+	DomainID    uuid.UUID `json:"domain_id"`
+	ImportID    uuid.UUID `json:"import_id"`
+}
+
+// Kind implements river.JobArgs.
+func (ImportArgs) Kind() string { return "import" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: imports run on the import queue, one job
+// per import.
+func (ImportArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:      QueueImport,
+		UniqueOpts: river.UniqueOpts{ByArgs: true},
+	}
+}
+
 // Inserter is an insert-only River client: services enqueue with it inside their own
 // transactions; only the worker runs jobs.
 type Inserter = river.Client[pgx.Tx]
@@ -98,4 +146,49 @@ func NewInserter(pool *pgxpool.Pool) (*Inserter, error) {
 		return nil, fmt.Errorf("create river inserter: %w", err)
 	}
 	return c, nil
+}
+
+// periodicUnique keeps one job of a periodic maintenance kind waiting or running at a time;
+// a completed one does not count, so the next period inserts again.
+func periodicUnique() river.UniqueOpts {
+	return river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+		rivertype.JobStateRunning, rivertype.JobStateScheduled,
+	}}
+}
+
+// EventPartitionsArgs asks the worker to create the weekly partitions of
+// events.engagement_events ahead of time (a periodic job; idempotent).
+type EventPartitionsArgs struct{}
+
+// Kind implements river.JobArgs.
+func (EventPartitionsArgs) Kind() string { return "event_partitions" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: the maintenance queue, one job at a time.
+func (EventPartitionsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: periodicUnique()}
+}
+
+// EventRollupArgs asks the worker to recount the recent days of the daily rollup of events
+// (events.email_events_daily) from the events (a periodic job; idempotent).
+type EventRollupArgs struct{}
+
+// Kind implements river.JobArgs.
+func (EventRollupArgs) Kind() string { return "event_rollup" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: the maintenance queue, one job at a time.
+func (EventRollupArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: periodicUnique()}
+}
+
+// EventRetentionArgs asks the worker to drop the partitions of events.engagement_events that
+// are past the retention period (a periodic job; idempotent).
+type EventRetentionArgs struct{}
+
+// Kind implements river.JobArgs.
+func (EventRetentionArgs) Kind() string { return "event_retention" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts: the maintenance queue, one job at a time.
+func (EventRetentionArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueMaintenance, UniqueOpts: periodicUnique()}
 }

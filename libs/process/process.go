@@ -1,8 +1,8 @@
 // Package process is the skeleton every Herald process shares: it turns the common
 // configuration into a logger with error tracking, the PostgreSQL pool, the Redis client, the
-// metrics registry and the health handler, and runs the process's components together with the
-// admin listener under one graceful lifecycle. Each service's run stays a short, explicit
-// wiring of its own parts on top of it.
+// metrics registry, the health handler and the feature flag provider, and runs the process's
+// components together with the admin listener under one graceful lifecycle. Each service's
+// run stays a short, explicit wiring of its own parts on top of it.
 package process
 
 import (
@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/heraldmail/herald/libs/admin"
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/errtrack"
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/health"
 	"github.com/heraldmail/herald/libs/lifecycle"
 	"github.com/heraldmail/herald/libs/logging"
@@ -42,6 +44,9 @@ type Common struct {
 	config.Database
 	config.Redis
 	config.Auth
+	// Flags chooses the feature flag provider (FEATURE_FLAGS_PROVIDER, UNLEASH_URL,
+	// UNLEASH_API_KEY).
+	Flags flags.Config
 }
 
 // Process holds the shared plumbing of one running process.
@@ -53,12 +58,18 @@ type Process struct {
 	Redis    *redis.Client
 	Registry *prometheus.Registry
 	Health   *health.Handler
+	// Flags answers the process's feature flag checks, from the provider FEATURE_FLAGS_PROVIDER
+	// chooses. It answers from memory and never fails; Run keeps it current.
+	Flags flags.Provider
 
-	common   *Common
-	ready    []health.Check
-	onDrain  []func()
-	adminMux *http.ServeMux
-	closers  []func()
+	flagStore *flags.Redis
+	flagReg   *flags.Registry
+	flagComp  lifecycle.Component
+	common    *Common
+	ready     []health.Check
+	onDrain   []func()
+	adminMux  *http.ServeMux
+	closers   []func()
 }
 
 // Options are what differs between services at start-up.
@@ -70,6 +81,10 @@ type Options struct {
 	// ExtraChecks, when set, returns checks that join the standard database and Redis checks
 	// of /health (the worker's River check needs the pool).
 	ExtraChecks func(pool *pgxpool.Pool) []health.Check
+	// FlagOptions and UnleashOptions tune the feature flag provider (tests: fixture flags, a
+	// key prefix, a short refresh interval).
+	FlagOptions    []flags.Option
+	UnleashOptions []flags.UnleashOption
 }
 
 // Start builds the plumbing from the service's loaded configuration: cfg is the service's whole
@@ -115,8 +130,65 @@ func Start(ctx context.Context, opts Options, cfg any, common *Common) (*Process
 	p.Health = health.New(full, ready)
 	p.adminMux = admin.Mux(p.Registry, p.Health)
 	p.OnDrain(p.Health.SetDraining)
+	if err := p.startFlags(ctx, opts); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
+
+// startFlags builds the feature flag provider the configuration chooses. The Redis provider
+// reads every value once now, so that the first checks see them (a Redis that does not answer
+// is only logged: checks answer the registry defaults until it does); the Unleash SDK starts
+// fetching in the background.
+func (p *Process) startFlags(ctx context.Context, opts Options) error {
+	cfg := p.common.Flags
+	switch cfg.Provider {
+	case flags.ProviderUnleash:
+		u, err := flags.NewUnleash(cfg.UnleashURL, cfg.UnleashAPIKey, "herald-"+opts.Name, p.Registry, p.Log, opts.UnleashOptions...)
+		if err != nil {
+			return fmt.Errorf("feature flags: %w", err)
+		}
+		p.Flags, p.flagReg = u, u.Registry()
+		// Checks keep their answers until every component has stopped (an in-flight request
+		// still sees the flags): the SDK is closed with the process, not when Run shuts down.
+		stop := make(chan struct{})
+		var once sync.Once
+		p.flagComp = lifecycle.Func{
+			ComponentName: u.Name(),
+			ServeFunc: func(context.Context) error {
+				<-stop
+				return nil
+			},
+			ShutdownFunc: func(context.Context) error {
+				once.Do(func() { close(stop) })
+				return nil
+			},
+		}
+		p.closers = append(p.closers, func() {
+			if err := u.Close(); err != nil {
+				p.Log.Warn("close feature flags", zap.Error(err))
+			}
+		})
+	default:
+		r, err := flags.NewRedis(p.Redis, p.Registry, p.Log, opts.FlagOptions...)
+		if err != nil {
+			return fmt.Errorf("feature flags: %w", err)
+		}
+		_ = r.Refresh(ctx)
+		p.Flags, p.flagStore, p.flagReg, p.flagComp = r, r, r.Registry(), r
+	}
+	p.Log.Info("feature flags", zap.String("provider", cfg.Provider))
+	return nil
+}
+
+// FlagStore returns the Redis provider, whose Set and Clear change the flags, when the
+// process runs it (FEATURE_FLAGS_PROVIDER=redis); with Unleash, flags are changed in Unleash
+// and ok is false.
+func (p *Process) FlagStore() (store *flags.Redis, ok bool) { return p.flagStore, p.flagStore != nil }
+
+// FlagRegistry is the registry of the process's feature flag provider: the flags it knows.
+func (p *Process) FlagRegistry() *flags.Registry { return p.flagReg }
 
 // Close releases the pool, the Redis client and the logger, in reverse order of creation.
 func (p *Process) Close() {
@@ -169,15 +241,16 @@ func (p *Process) ServeGRPC(ctx context.Context, port int, srv *grpc.Server, hs 
 	return []lifecycle.Component{lifecycle.NewGRPCServer("grpc", srv, ln), follow}, nil
 }
 
-// Run binds the admin listener and runs it with comps until ctx ends or a signal arrives, then
-// shuts everything down gracefully. It returns nil after a clean shutdown.
+// Run binds the admin listener and runs it and the feature flag provider with comps until ctx
+// ends or a signal arrives, then shuts everything down gracefully. It returns nil after a
+// clean shutdown.
 func (p *Process) Run(ctx context.Context, comps ...lifecycle.Component) error {
 	ln, err := listen(ctx, p.common.AdminPort)
 	if err != nil {
 		return fmt.Errorf("listen on ADMIN_PORT %d: %w", p.common.AdminPort, err)
 	}
 	p.Log.Info("admin listening", zap.Int("admin_port", p.common.AdminPort))
-	all := append([]lifecycle.Component{lifecycle.NewHTTPServer("admin http", admin.Server(p.adminMux), ln)}, comps...)
+	all := append([]lifecycle.Component{lifecycle.NewHTTPServer("admin http", admin.Server(p.adminMux), ln), p.flagComp}, comps...)
 	if err := lifecycle.Run(ctx, p.Log, lifecycle.Options{
 		DrainDelay:      p.common.DrainDelay,
 		ShutdownTimeout: p.common.ShutdownTimeout,

@@ -190,12 +190,16 @@ type recipientResponse struct {
 	Recipient recipient `json:"recipient"`
 }
 
-// createRecipient creates a recipient with a unique address and returns it.
+// createRecipient creates a recipient with a unique address and returns it; its attribute is
+// a custom field of the workspace, defined on first use.
 func createRecipient(t *testing.T, a *api, tn tenant) recipient {
 	t.Helper()
+	code, raw := a.do(http.MethodPost, "/v1/workspaces/"+tn.workspace.String()+"/recipient-fields", tn.token,
+		map[string]any{"key": "plan", "type": "FIELD_TYPE_TEXT"}, nil)
+	require.Contains(t, []int{http.StatusOK, http.StatusConflict}, code, "define field: %s", raw)
 	email := "ada+" + uuid.NewString()[:8] + "@example.com"
 	var got recipientResponse
-	code, raw := a.do(http.MethodPost, tn.path("/recipients"), tn.token,
+	code, raw = a.do(http.MethodPost, tn.path("/recipients"), tn.token,
 		map[string]any{"email": email, "attributes": map[string]any{"plan": "pro"}}, nil)
 	require.Equal(t, http.StatusOK, code, "create recipient: %s", raw)
 	require.NoError(t, json.Unmarshal(raw, &got))

@@ -61,6 +61,10 @@ type hygiene struct {
 	redisPassword     string
 	sentryKey         string
 	userPassword      string
+	// trackingSecret and webhookSecret are the gateway's TRACKING_SECRET and
+	// TRACKING_WEBHOOK_SECRET; the tracking tests sign links and webhooks with them.
+	trackingSecret string
+	webhookSecret  string
 
 	mu      sync.Mutex
 	secrets []secret
@@ -97,6 +101,8 @@ func newHygiene() *hygiene {
 		// The key of SENTRY_DSN authenticates what a process sends to Sentry: it belongs there.
 		{"the key in SENTRY_DSN", "sentry-key", &h.sentryKey, func(src source) bool { return src.kind == sourceSentry }},
 		{"a user's password", "user-password", &h.userPassword, nil},
+		{"TRACKING_SECRET", "tracking-secret", &h.trackingSecret, nil},
+		{"TRACKING_WEBHOOK_SECRET", "tracking-webhook-secret", &h.webhookSecret, nil},
 	} {
 		value, core := newSentinel(s.kind)
 		*s.dst = value
@@ -122,6 +128,8 @@ func (h *hygiene) deps(databaseURL, redisAddr, sentryDSN string) deps {
 		redisPassword:     h.redisPassword,
 		jwtSecret:         h.jwtSecret,
 		jwtSecretPrevious: h.jwtSecretPrevious,
+		trackingSecret:    h.trackingSecret,
+		webhookSecret:     h.webhookSecret,
 		sentryDSN:         sentryDSN,
 		drainDelay:        time.Second,
 	}

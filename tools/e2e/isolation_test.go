@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -24,6 +26,10 @@ import (
 // isoObjects are the ids of one object of every kind a route can name, in one tenant.
 type isoObjects struct {
 	workspace, domain, recipient, campaign, member, apiKey string
+	// importID is a CSV import of the domain, ended.
+	importID string
+	// fieldKey is a custom field of the workspace; operation a bulk operation of the domain.
+	fieldKey, operation string
 }
 
 // isolationFixtures maps every path parameter of the API to the object of a tenant that fills
@@ -37,6 +43,9 @@ func isolationFixtures() map[string]func(isoObjects) string {
 		"campaign_id":  func(o isoObjects) string { return o.campaign },
 		"user_id":      func(o isoObjects) string { return o.member },
 		"api_key_id":   func(o isoObjects) string { return o.apiKey },
+		"import_id":    func(o isoObjects) string { return o.importID },
+		"field_key":    func(o isoObjects) string { return o.fieldKey },
+		"operation_id": func(o isoObjects) string { return o.operation },
 		// Flags are named, not owned: a tenant's "object" on a flag route is the workspace
 		// of the body or the query, which the route must not find from another tenant.
 		"flag": func(isoObjects) string { return "isolation_flag" },
@@ -72,8 +81,27 @@ func isolationBodies() map[string]func(tn *isoTenant) any {
 		"RecipientService_CreateRecipient": func(tn *isoTenant) any {
 			return map[string]any{"email": "another-" + tn.marker + "@example.com"}
 		},
+		// The upload's body is the CSV file; any body does, as no request gets that far.
+		"ImportService_CreateImport": func(tn *isoTenant) any {
+			return "email\nimported-again-" + tn.marker + "@example.com\n"
+		},
+		"ImportService_CancelImport": func(*isoTenant) any { return map[string]any{} },
 		"RecipientService_UpdateRecipientStatus": func(*isoTenant) any {
 			return map[string]any{"status": "RECIPIENT_STATUS_UNSUBSCRIBED", "reason": "asked to"}
+		},
+		"RecipientService_UpdateRecipient": func(tn *isoTenant) any {
+			return map[string]any{"attributes": map[string]any{tn.ids.fieldKey: "changed-" + tn.marker}}
+		},
+		"RecipientService_EraseRecipient": func(*isoTenant) any { return map[string]any{} },
+		"RecipientService_CreateFieldDefinition": func(*isoTenant) any {
+			return map[string]any{"key": "another_field", "type": "FIELD_TYPE_TEXT"}
+		},
+		"RecipientService_UpdateFieldDefinition": func(tn *isoTenant) any {
+			return map[string]any{"label": "relabelled-" + tn.marker, "update_mask": "label"}
+		},
+		"RecipientService_RetireFieldDefinition": func(*isoTenant) any { return map[string]any{} },
+		"RecipientService_CreateBulkOperation": func(*isoTenant) any {
+			return map[string]any{"action": "BULK_ACTION_DELETE", "filter": map[string]any{"email_prefix": "no-such-address-"}}
 		},
 		"EventsIngestService_IngestEvents": func(tn *isoTenant) any {
 			return map[string]any{"events": []map[string]any{{
@@ -145,12 +173,35 @@ func newIsoTenant(t *testing.T, s *system, label string) *isoTenant {
 	tn.ids.domain = domain.Domain["id"]
 	dom := ws + "/domains/" + tn.ids.domain
 
+	// The recipient's attribute is a custom field of the workspace. Its key is the tenant's
+	// own, so that tenant B's route with A's key names nothing of B's.
+	var field struct {
+		Field map[string]any `json:"field"`
+	}
+	code, raw = a.do(http.MethodPost, ws+"/recipient-fields", tn.token, map[string]any{
+		"key": "note_" + marker[len(marker)-16:], "label": "label-" + marker, "type": "FIELD_TYPE_TEXT",
+	}, &field)
+	require.Equal(t, http.StatusOK, code, "create field: %s", raw)
+	tn.ids.fieldKey, _ = field.Field["key"].(string)
+
 	var rcpt recipientResponse
 	code, raw = a.do(http.MethodPost, dom+"/recipients", tn.token, map[string]any{
-		"email": "recipient-" + marker + "@example.com", "attributes": map[string]any{"note": "note-" + marker},
+		"email": "recipient-" + marker + "@example.com", "attributes": map[string]any{tn.ids.fieldKey: "note-" + marker},
 	}, &rcpt)
 	require.Equal(t, http.StatusOK, code, "create recipient: %s", raw)
 	tn.ids.recipient = rcpt.Recipient.ID
+
+	tn.ids.importID = isoImport(t, a, tn, dom)
+
+	// A bulk operation that matches nothing of the domain.
+	var op struct {
+		Operation map[string]any `json:"operation"`
+	}
+	code, raw = a.do(http.MethodPost, dom+"/bulk-operations", tn.token, map[string]any{
+		"action": "BULK_ACTION_DELETE", "filter": map[string]any{"email_prefix": "nobody-" + marker},
+	}, &op)
+	require.Equal(t, http.StatusOK, code, "create bulk operation: %s", raw)
+	tn.ids.operation, _ = op.Operation["id"].(string)
 
 	var camp campaignResponse
 	code, raw = a.do(http.MethodPost, dom+"/campaigns", tn.token, campaignBody("campaign-"+marker), &camp)
@@ -313,8 +364,15 @@ func snapshot(t *testing.T, a *api, tn *isoTenant, ops []operation) map[string]s
 			owners[i] = tn
 		}
 		path := fill(op, owners)
-		code, raw := a.do(http.MethodGet, path, tn.token, nil, nil)
+		code, header, raw := a.request(http.MethodGet, path, tn.token, nil)
 		require.Equal(t, http.StatusOK, code, "%s as its owner: %s", op, raw)
+		if strings.HasPrefix(header.Get("Content-Type"), "text/csv") {
+			// A download (an import's rejected rows), kept as a JSON string for the comparison.
+			b, err := json.Marshal(string(raw))
+			require.NoError(t, err)
+			out[op.String()] = string(b)
+			continue
+		}
 		out[op.String()] = canonicalJSON(t, raw)
 	}
 	return out
@@ -476,4 +534,37 @@ func requireShowsNothingOf(t *testing.T, what string, got rawResponse, tn *isoTe
 		// The value itself is not printed: it may be a credential.
 		require.False(t, strings.Contains(all.String(), value), "%s: the answer shows tenant %s's %s", what, tn.label, name)
 	}
+}
+
+// isoImport uploads a one-row CSV file to the domain at dom and waits until its import ended,
+// so that the snapshots before and after the routes see it unchanged.
+func isoImport(t *testing.T, a *api, tn *isoTenant, dom string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+dom+"/imports?map=email:email",
+		strings.NewReader("email\nimported-"+tn.marker+"@example.com\nnot-an-address-"+tn.marker+"\n"))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tn.token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := a.http.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var created struct {
+		Import map[string]any `json:"import"`
+	}
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode, "upload: %s", raw)
+	require.NoError(t, json.Unmarshal(raw, &created))
+	id, _ := created.Import["id"].(string)
+	require.NotEmpty(t, id)
+	require.Eventually(t, func() bool {
+		var got struct {
+			Import map[string]any `json:"import"`
+		}
+		code, _ := a.do(http.MethodGet, dom+"/imports/"+id, tn.token, nil, &got)
+		return code == http.StatusOK && got.Import["state"] == "IMPORT_STATE_SUCCEEDED"
+	}, 30*time.Second, 50*time.Millisecond, "import of tenant %s never ended", tn.label)
+	return id
 }

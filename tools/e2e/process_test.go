@@ -123,10 +123,16 @@ type deps struct {
 	jwtSecret        string
 	// jwtSecretPrevious is given to the gateway, the one process that reads it.
 	jwtSecretPrevious string
-	sentryDSN         string
+	// trackingSecret and webhookSecret are given to the gateway (TRACKING_SECRET,
+	// TRACKING_WEBHOOK_SECRET).
+	trackingSecret string
+	webhookSecret  string
+	sentryDSN      string
 	// grpcAddrs maps a gRPC service process to its address, for the gateway and the worker.
 	grpcAddrs  map[string]string
 	drainDelay time.Duration
+	// env holds further variables of the process (tuning of one test's own process).
+	env map[string]string
 }
 
 // serviceEnv is the environment of a service process. Nothing is inherited from the test's
@@ -165,10 +171,17 @@ func serviceEnv(p ports, d deps) (map[string]string, error) {
 		if d.jwtSecretPrevious != "" {
 			env["JWT_SECRET_PREVIOUS"] = d.jwtSecretPrevious
 		}
+		if d.trackingSecret != "" {
+			env["TRACKING_SECRET"] = d.trackingSecret
+		}
+		if d.webhookSecret != "" {
+			env["TRACKING_WEBHOOK_SECRET"] = d.webhookSecret
+		}
 		// The tests act as a few companies sending hundreds of requests within seconds (the
 		// isolation suite above all); the rate limit has tests of its own.
 		env["RATE_LIMIT_BURST"] = "10000"
 	}
+	maps.Copy(env, d.env)
 	for name, addr := range d.grpcAddrs {
 		switch name {
 		case "campaign":

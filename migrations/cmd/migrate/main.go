@@ -38,10 +38,13 @@ const usage = `usage: migrate <command>
 
 commands:
   up      apply every pending migration: the service roles, the owning schemas,
-          River's migrations, then the seed data unless APP_ENV=production
+          River's migrations, the storage setup of events (TimescaleDB where
+          usable, weekly partitions otherwise), then the seed data unless
+          APP_ENV=production
   plan    print the migrations up would apply, per schema and in order, with
-          their files; applies nothing
-  status  print each schema's version, latest known version and dirty flag
+          their files, and what the storage setup would do; applies nothing
+  status  print each schema's version, latest known version and dirty flag,
+          and how events are stored
   down [-schema NAME] N
           roll back the last N migrations of the owning schemas, newest first,
           the schemas in the reverse order of up (maintenance, events,
@@ -220,7 +223,11 @@ func execute(ctx context.Context, log *zap.Logger, cmd command, databaseURL stri
 		if err != nil {
 			return fmt.Errorf("status: %w", err)
 		}
-		return writeStatus(out, statuses)
+		storage, err := migrations.StorageStatus(ctx, databaseURL)
+		if err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+		return writeStatus(out, statuses, storage)
 	default:
 		return errUsage
 	}
@@ -283,8 +290,9 @@ func (l *stringList) Set(v string) error {
 	return nil
 }
 
-// writeStatus prints one row per schema.
-func writeStatus(out io.Writer, statuses []migrations.SchemaStatus) error {
+// writeStatus prints one row per schema, then one line on the storage of
+// events.
+func writeStatus(out io.Writer, statuses []migrations.SchemaStatus, storage migrations.StorageState) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "SCHEMA\tVERSION\tLATEST\tDIRTY")
 	for _, s := range statuses {
@@ -293,7 +301,26 @@ func writeStatus(out io.Writer, statuses []migrations.SchemaStatus) error {
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write status: %w", err)
 	}
+	if _, err := fmt.Fprintln(out, storageLine(storage)); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
 	return nil
+}
+
+// storageLine says how events are stored, in one line.
+func storageLine(s migrations.StorageState) string {
+	switch {
+	case s.Mode == "":
+		return "storage: not set up (the events migrations did not run)"
+	case s.Mode == migrations.StorageTimescale && s.Hypertable:
+		return "storage: timescaledb, events.engagement_events is a hypertable with its retention policy"
+	case s.Mode == migrations.StorageTimescale:
+		return "storage: timescaledb, setup pending (migrate up)"
+	case len(s.Partitions) == 0:
+		return "storage: partitioned, no partition yet (migrate up)"
+	}
+	return fmt.Sprintf("storage: partitioned, %d weekly partitions, %s to %s",
+		len(s.Partitions), s.Partitions[0], s.Partitions[len(s.Partitions)-1])
 }
 
 // writeMigrations prints one row per migration, in order.
@@ -301,7 +328,11 @@ func writeMigrations(out io.Writer, ms []migrations.Migration) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "SCHEMA\tVERSION\tFILE")
 	for _, m := range ms {
-		fmt.Fprintf(w, "%s\t%d\t%s\n", m.Schema, m.Version, m.File)
+		version := strconv.FormatUint(uint64(m.Version), 10)
+		if m.Schema == migrations.StorageStep {
+			version = "-" // a setup step, not a versioned migration
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", m.Schema, version, m.File)
 	}
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("write migrations: %w", err)

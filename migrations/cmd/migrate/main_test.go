@@ -127,7 +127,8 @@ func TestExecuteUpAndStatus(t *testing.T) {
 	out.Reset()
 	require.NoError(t, execute(t.Context(), log, command{name: "status"}, databaseURL, &out))
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 7, out.String())
+	require.Len(t, lines, 8, out.String())
+	require.Regexp(t, `^storage: partitioned, [1-9]\d* weekly partitions, engagement_events_p\d{8} to engagement_events_p\d{8}$`, lines[7])
 	require.Regexp(t, `^SCHEMA\s+VERSION\s+LATEST\s+DIRTY$`, lines[0])
 	for i, schema := range []string{"identity", "recipient", "campaign", "events", "maintenance", "river"} {
 		require.Regexp(t, `^`+schema+`\s+[1-9]\d*\s+\d+\s+false$`, lines[i+1])
@@ -178,7 +179,8 @@ func TestExecutePlanAndDown(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	require.Regexp(t, `^SCHEMA\s+VERSION\s+FILE$`, lines[0])
 	require.Regexp(t, `^identity\s+1\s+000001_[a-z0-9_]+\.up\.sql$`, lines[1])
-	require.Regexp(t, `^river\s+\d+\s+\d{3}_[a-z0-9_]+\.up\.sql$`, lines[len(lines)-1])
+	require.Regexp(t, `^river\s+\d+\s+\d{3}_[a-z0-9_]+\.up\.sql$`, lines[len(lines)-2])
+	require.Regexp(t, `^storage\s+-\s+partitioned: weekly partitions of events\.engagement_events from \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2}$`, lines[len(lines)-1])
 	for _, schema := range []string{"recipient", "campaign", "events", "maintenance", "river"} {
 		require.Regexp(t, `(?m)^`+schema+`\s+1\s`, out.String())
 	}

@@ -1,6 +1,6 @@
 // Package app wires events-ingest: configuration, the shared process plumbing (logging,
-// PostgreSQL, Redis, metrics, health), the events store and service and the gRPC server, all
-// run under one graceful lifecycle.
+// PostgreSQL, Redis, metrics, health), the events store, the write buffer (events.Batcher) and
+// service and the gRPC server, all run under one graceful lifecycle.
 package app
 
 import (
@@ -10,6 +10,7 @@ import (
 
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/heraldmail/herald/libs/lifecycle"
 	"github.com/heraldmail/herald/libs/process"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/heraldmail/herald/services/events-ingest/internal/grpcapi"
@@ -38,7 +39,24 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	svc := events.NewService(store.New(p.Pool, inserter), time.Now)
+	batcher, err := events.NewBatcher(store.New(p.Pool, inserter, store.WithFlags(p.Flags)), cfg.Ingest.batcher(), p.Registry)
+	if err != nil {
+		return err
+	}
+	// The buffer drains on shutdown alongside the gRPC server: it stops taking events (callers
+	// still streaming get UNAVAILABLE and resend what is unacknowledged elsewhere), writes what
+	// it holds and answers every waiting caller.
+	buffer := lifecycle.Func{
+		ComponentName: "ingest buffer",
+		ServeFunc: func(context.Context) error {
+			<-batcher.Stopped()
+			return nil
+		},
+		ShutdownFunc: batcher.Close,
+	}
+	// Should start-up fail below, the writers still stop.
+	p.OnClose(func() { _ = batcher.Close(context.Background()) })
+	svc := events.NewService(batcher, time.Now)
 	srv, hs := p.GRPCServer()
 	grpcapi.Register(srv, grpcapi.New(svc, p.Log))
 	hs.SetServing(grpcapi.ServiceName)
@@ -46,5 +64,5 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	return p.Run(ctx, grpcComps...)
+	return p.Run(ctx, append(grpcComps, buffer)...)
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -105,6 +107,18 @@ func TestRun(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)
 
+	// The write buffer's metrics are on the admin listener.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, admin+"/metrics", nil)
+	require.NoError(t, err)
+	mres, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(mres.Body)
+	require.NoError(t, mres.Body.Close())
+	require.NoError(t, err)
+	for _, name := range []string{"herald_ingest_buffer_events", "herald_ingest_rejected_events_total", "herald_ingest_batch_events", "herald_ingest_flush_seconds"} {
+		require.Contains(t, string(body), name)
+	}
+
 	cc, err := rpc.Dial("127.0.0.1:" + strconv.Itoa(grpcPort))
 	require.NoError(t, err)
 	defer func() { _ = cc.Close() }()
@@ -142,4 +156,29 @@ func TestRun_configError(t *testing.T) {
 	var cerr *config.Error
 	require.True(t, errors.As(err, &cerr), "%v", err)
 	require.Equal(t, "DATABASE_URL", cerr.Var)
+}
+
+func TestRun_ingestConfigErrors(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		env map[string]string
+		bad string
+	}{
+		"batch larger than buffer": {map[string]string{"INGEST_BATCH_SIZE": "5000", "INGEST_BUFFER_EVENTS": "2000"}, "INGEST_BATCH_SIZE"},
+		"buffer below a message":   {map[string]string{"INGEST_BUFFER_EVENTS": "999"}, "INGEST_BUFFER_EVENTS"},
+		"flush interval too long":  {map[string]string{"INGEST_FLUSH_INTERVAL": "2m"}, "INGEST_FLUSH_INTERVAL"},
+		"retry after below 1s":     {map[string]string{"INGEST_RETRY_AFTER": "200ms"}, "INGEST_RETRY_AFTER"},
+		"no writer":                {map[string]string{"INGEST_WRITERS": "0"}, "INGEST_WRITERS"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := map[string]string{"JWT_SECRET": secret, "DATABASE_URL": "postgres://u@127.0.0.1:1/db"}
+			maps.Copy(env, tc.env)
+			err := app.Run(context.Background(), zaptest.NewLogger(t), config.FromMap(env, nil))
+			var cerr *config.Error
+			require.True(t, errors.As(err, &cerr), "%v", err)
+			require.Equal(t, tc.bad, cerr.Var)
+		})
+	}
 }

@@ -1,6 +1,7 @@
 // Package events is the business layer of events-ingest: what an engagement event is, the
-// rules an incoming batch must satisfy, how a batch is deduplicated and which events change a
-// recipient's status. Storage is behind the Store interface.
+// rules an incoming batch must satisfy, how a batch is deduplicated, which events change a
+// recipient's status, and the Batcher that buffers the events of every caller and writes them
+// in batches. Storage is behind the Store interface.
 package events
 
 import (
@@ -16,8 +17,7 @@ import (
 
 // Limits of a batch.
 const (
-	// MaxBatch is the largest number of events one call (or one stream message) may carry, and
-	// the largest number written in one transaction.
+	// MaxBatch is the largest number of events one call (or one stream message) may carry.
 	MaxBatch = 1000
 	// MaxFutureSkew is how far in the future an event may claim to have happened, to absorb
 	// clock drift between producers and this service.
@@ -170,102 +170,41 @@ type Store interface {
 	Insert(ctx context.Context, t tenancy.Tenant, evs []Event) (int, error)
 }
 
-// Service ingests batches of events.
+// Service ingests batches of events through a Batcher.
 type Service struct {
-	store Store
-	now   func() time.Time
+	batcher *Batcher
+	now     func() time.Time
 }
 
-// NewService returns a service on store; now is the clock that bounds occurred_at (time.Now
-// outside tests).
-func NewService(store Store, now func() time.Time) *Service {
-	return &Service{store: store, now: now}
+// NewService returns a service writing through b; now is the clock that bounds occurred_at
+// (time.Now outside tests).
+func NewService(b *Batcher, now func() time.Time) *Service {
+	return &Service{batcher: b, now: now}
 }
 
-// Ingest validates one batch of at most MaxBatch events and stores it in one transaction. An
-// invalid event fails the whole batch with a *ValidationError and nothing is stored.
+// Ingest validates one batch of at most MaxBatch events and waits until it is stored. An
+// invalid event fails the whole batch with a *ValidationError and nothing is stored. A full
+// buffer answers with a *BufferFullError and nothing is stored.
 func (s *Service) Ingest(ctx context.Context, t tenancy.Tenant, in []Input) (Result, error) {
-	evs, err := Validate(in, s.now(), -1)
+	p, err := s.Submit(t, in, -1)
 	if err != nil {
 		return Result{}, err
 	}
-	return s.write(ctx, t, evs)
+	return p.Wait(ctx)
 }
 
-// write stores evs (at most MaxBatch) in one transaction.
-func (s *Service) write(ctx context.Context, t tenancy.Tenant, evs []Event) (Result, error) {
-	unique := Dedupe(evs)
-	n, err := s.store.Insert(ctx, t, unique)
+// Submit validates one batch of at most MaxBatch events (message msg of a stream, -1 for a
+// unary call) and buffers it without waiting for the write.
+func (s *Service) Submit(t tenancy.Tenant, in []Input, msg int) (*Pending, error) {
+	evs, err := Validate(in, s.now(), msg)
 	if err != nil {
-		return Result{}, fmt.Errorf("ingest events: %w", err)
+		return nil, err
 	}
-	return Result{Accepted: n, Duplicates: len(evs) - n}, nil
-}
-
-// Stream accumulates the batches of one client stream and writes them in transactions of up to
-// MaxBatch events of one tenant. It is not safe for concurrent use.
-type Stream struct {
-	svc      *Service
-	messages int
-	tenant   tenancy.Tenant
-	pending  []Event
-	total    Result
-}
-
-// NewStream starts a stream.
-func (s *Service) NewStream() *Stream {
-	return &Stream{svc: s, pending: make([]Event, 0, MaxBatch)}
-}
-
-// Add validates one message of the stream (a batch of at most MaxBatch events of tenant t) and
-// buffers it, writing full transactions as they fill. An invalid message is rejected whole; the
-// transactions written before it stay written (a retry of the stream counts them as
-// duplicates).
-func (st *Stream) Add(ctx context.Context, t tenancy.Tenant, in []Input) error {
-	msg := st.messages
-	st.messages++
-	evs, err := Validate(in, st.svc.now(), msg)
+	p, err := s.batcher.Submit(t, evs)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("ingest events: %w", err)
 	}
-	if len(st.pending) > 0 && t != st.tenant {
-		if err := st.flush(ctx); err != nil {
-			return err
-		}
-	}
-	st.tenant = t
-	for len(evs) > 0 {
-		n := min(MaxBatch-len(st.pending), len(evs))
-		st.pending = append(st.pending, evs[:n]...)
-		evs = evs[n:]
-		if len(st.pending) == MaxBatch {
-			if err := st.flush(ctx); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// Close writes what is still buffered and returns the totals of the whole stream.
-func (st *Stream) Close(ctx context.Context) (Result, error) {
-	if err := st.flush(ctx); err != nil {
-		return Result{}, err
-	}
-	return st.total, nil
-}
-
-func (st *Stream) flush(ctx context.Context) error {
-	if len(st.pending) == 0 {
-		return nil
-	}
-	r, err := st.svc.write(ctx, st.tenant, st.pending)
-	if err != nil {
-		return err
-	}
-	st.total.add(r)
-	st.pending = st.pending[:0]
-	return nil
+	return p, nil
 }
 
 // Dedupe returns evs without the events whose id appeared earlier in evs, keeping the first.

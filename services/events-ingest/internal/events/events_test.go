@@ -2,7 +2,7 @@ package events_test
 
 import (
 	"context"
-	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +15,7 @@ import (
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/heraldmail/herald/services/events-ingest/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -43,16 +44,39 @@ type bundle struct {
 	pool   *pgxpool.Pool
 	store  *recordingStore
 	tenant tenancy.Tenant
+	reg    *prometheus.Registry
+}
+
+func (r *recordingStore) sizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.batches)
 }
 
 func setup(t *testing.T) (*events.Service, bundle) {
+	t.Helper()
+	b, bb := setupBatcher(t, events.BatcherConfig{})
+	return events.NewService(b, func() time.Time { return now }), bb
+}
+
+// setupStore returns the real store on a database of the test's own.
+func setupStore(t *testing.T) bundle {
 	t.Helper()
 	pool := pgtest.Pool(t)
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
 	rs := &recordingStore{Store: store.New(pool, ins)}
-	svc := events.NewService(rs, func() time.Time { return now })
-	return svc, bundle{pool: pool, store: rs, tenant: newTenant()}
+	return bundle{pool: pool, store: rs, tenant: newTenant(), reg: prometheus.NewRegistry()}
+}
+
+// setupBatcher returns a batcher with cfg on the real store, closed at the end of the test.
+func setupBatcher(t *testing.T, cfg events.BatcherConfig) (*events.Batcher, bundle) {
+	t.Helper()
+	bb := setupStore(t)
+	b, err := events.NewBatcher(bb.store, cfg, bb.reg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, b.Close(context.Background())) })
+	return b, bb
 }
 
 func newTenant() tenancy.Tenant {
@@ -193,13 +217,13 @@ func TestIngest(t *testing.T) {
 	res, err := svc.Ingest(ctx, b.tenant, batch)
 	require.NoError(t, err)
 	require.Equal(t, events.Result{Accepted: 4, Duplicates: 1}, res)
-	require.Equal(t, 4, count(t, b.pool, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 4, count(t, b.pool, `SELECT count(*) FROM `+eventsTable))
 	require.Equal(t, 1, count(t, b.pool, `SELECT count(*) FROM river.river_job WHERE kind = 'recipient_status'`))
 
 	res, err = svc.Ingest(ctx, b.tenant, batch)
 	require.NoError(t, err)
 	require.Equal(t, events.Result{Accepted: 0, Duplicates: 5}, res)
-	require.Equal(t, 4, count(t, b.pool, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 4, count(t, b.pool, `SELECT count(*) FROM `+eventsTable))
 	require.Equal(t, 1, count(t, b.pool, `SELECT count(*) FROM river.river_job`))
 }
 
@@ -211,60 +235,7 @@ func TestIngest_invalidWritesNothing(t *testing.T) {
 	batch[2].OccurredAt = time.Time{}
 	_, err := svc.Ingest(context.Background(), b.tenant, batch)
 	require.ErrorIs(t, err, events.ErrInvalid)
-	require.Equal(t, 0, count(t, b.pool, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 0, count(t, b.pool, `SELECT count(*) FROM `+eventsTable))
 	require.Equal(t, 0, count(t, b.pool, `SELECT count(*) FROM river.river_job`))
-	require.Empty(t, b.store.batches)
-}
-
-func TestStream_writesInTransactionsOfAtMostMaxBatch(t *testing.T) {
-	t.Parallel()
-	svc, b := setup(t)
-	ctx := context.Background()
-	st := svc.NewStream()
-	first := inputs(600)
-	require.NoError(t, st.Add(ctx, b.tenant, first))
-	require.Empty(t, b.store.batches, "nothing written before a transaction fills")
-	require.NoError(t, st.Add(ctx, b.tenant, inputs(600)))
-	require.Equal(t, []int{events.MaxBatch}, b.store.batches)
-	// A retried message counts its events as duplicates.
-	require.NoError(t, st.Add(ctx, b.tenant, first[:10]))
-
-	res, err := st.Close(ctx)
-	require.NoError(t, err)
-	require.Equal(t, []int{events.MaxBatch, 210}, b.store.batches)
-	require.Equal(t, events.Result{Accepted: 1200, Duplicates: 10}, res)
-	require.Equal(t, 1200, count(t, b.pool, `SELECT count(*) FROM events.email_events`))
-}
-
-func TestStream_tenantChangeFlushes(t *testing.T) {
-	t.Parallel()
-	svc, b := setup(t)
-	ctx := context.Background()
-	other := newTenant()
-	st := svc.NewStream()
-	require.NoError(t, st.Add(ctx, b.tenant, inputs(3)))
-	require.NoError(t, st.Add(ctx, other, inputs(2)))
-	res, err := st.Close(ctx)
-	require.NoError(t, err)
-	require.Equal(t, events.Result{Accepted: 5}, res)
-	require.Equal(t, []int{3, 2}, b.store.batches)
-	require.Equal(t, 2, count(t, b.pool, `SELECT count(*) FROM events.email_events WHERE company_id = '`+other.CompanyID.String()+`'`))
-}
-
-func TestStream_invalidMessage(t *testing.T) {
-	t.Parallel()
-	svc, b := setup(t)
-	ctx := context.Background()
-	st := svc.NewStream()
-	require.NoError(t, st.Add(ctx, b.tenant, inputs(2)))
-	bad := inputs(2)
-	bad[1].RecipientID = "x"
-	err := st.Add(ctx, b.tenant, bad)
-	var verr *events.ValidationError
-	require.True(t, errors.As(err, &verr))
-	require.Equal(t, 1, verr.Message)
-	require.Equal(t, 1, verr.Index)
-	require.Equal(t, "recipient_id", verr.Field)
-	// The caller abandons the stream: what was only buffered is never written.
-	require.Equal(t, 0, count(t, b.pool, `SELECT count(*) FROM events.email_events`))
+	require.Empty(t, b.store.sizes())
 }

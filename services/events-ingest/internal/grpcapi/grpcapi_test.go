@@ -19,6 +19,7 @@ import (
 	"github.com/heraldmail/herald/services/events-ingest/internal/grpcapi"
 	"github.com/heraldmail/herald/services/events-ingest/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -33,14 +34,31 @@ func TestMain(m *testing.M) {
 
 const secret = "test-secret-test-secret-test-secret-0123"
 
+// eventsTable is where the store writes.
+const eventsTable = "events.email_events"
+
 type bundle struct {
 	// admin is a superuser pool on the service's database, for checks that must see past
 	// row-level security.
 	admin  *pgxpool.Pool
 	signer *tenancy.Signer
+	reg    *prometheus.Registry
+}
+
+// opts change what setup builds.
+type opts struct {
+	// batcher configures the write buffer (a short flush interval unless set).
+	batcher events.BatcherConfig
+	// wrap, when set, wraps the real store.
+	wrap func(events.Store) events.Store
 }
 
 func setup(t *testing.T) (eventsv1.EventsIngestServiceClient, bundle) {
+	t.Helper()
+	return setupWith(t, opts{})
+}
+
+func setupWith(t *testing.T, o opts) (eventsv1.EventsIngestServiceClient, bundle) {
 	t.Helper()
 	// The service connects as its own role, as in production, so row-level security applies.
 	dbURL := pgtest.URL(t)
@@ -49,8 +67,18 @@ func setup(t *testing.T) (eventsv1.EventsIngestServiceClient, bundle) {
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
 	log := zaptest.NewLogger(t)
-	svc := events.NewService(store.New(pool, ins), time.Now)
-	srv, hs := rpc.NewServer(rpc.ServerOptions{Log: log, Registry: metrics.NewRegistry(), Verifier: tenancy.NewVerifier(secret)})
+	var st events.Store = store.New(pool, ins)
+	if o.wrap != nil {
+		st = o.wrap(st)
+	}
+	if o.batcher.FlushInterval == 0 {
+		o.batcher.FlushInterval = 2 * time.Millisecond
+	}
+	reg := metrics.NewRegistry()
+	batcher, err := events.NewBatcher(st, o.batcher, reg)
+	require.NoError(t, err)
+	svc := events.NewService(batcher, time.Now)
+	srv, hs := rpc.NewServer(rpc.ServerOptions{Log: log, Registry: reg, Verifier: tenancy.NewVerifier(secret)})
 	grpcapi.Register(srv, grpcapi.New(svc, log))
 	hs.SetServing(grpcapi.ServiceName)
 
@@ -62,12 +90,13 @@ func setup(t *testing.T) (eventsv1.EventsIngestServiceClient, bundle) {
 	t.Cleanup(func() {
 		srv.Stop()
 		require.NoError(t, <-served)
+		require.NoError(t, batcher.Close(context.Background()))
 	})
 
 	cc, err := rpc.Dial(ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
-	return eventsv1.NewEventsIngestServiceClient(cc), bundle{admin: admin, signer: tenancy.NewSigner(secret)}
+	return eventsv1.NewEventsIngestServiceClient(cc), bundle{admin: admin, signer: tenancy.NewSigner(secret), reg: reg}
 }
 
 // as returns a context whose calls carry a user token of company.
@@ -124,7 +153,7 @@ func TestIngestEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(4), res.GetAccepted())
 	require.Equal(t, int32(0), res.GetDuplicates())
-	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM events.email_events WHERE company_id = $1 AND workspace_id = $2 AND domain_id = $3`, company, ws, dom))
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE company_id = $1 AND workspace_id = $2 AND domain_id = $3`, company, ws, dom))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job WHERE kind = 'recipient_status'
 		AND args->>'event_id' = $1 AND args->>'company_id' = $2 AND args->>'reason' = 'bounce: hard'`, batch[3].GetId(), company.String()))
 
@@ -132,7 +161,7 @@ func TestIngestEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(0), res.GetAccepted())
 	require.Equal(t, int32(4), res.GetDuplicates())
-	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 4, b.count(t, `SELECT count(*) FROM `+eventsTable))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job`))
 }
 
@@ -173,7 +202,7 @@ func TestIngestEvents_validation(t *testing.T) {
 	_, err = client.IngestEvents(ctx, &eventsv1.IngestEventsRequest{WorkspaceId: ws, DomainId: "", Events: newEvents(1)})
 	requireStatus(t, err, codes.InvalidArgument, "domain_id")
 
-	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM `+eventsTable))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river.river_job`))
 }
 
@@ -189,7 +218,7 @@ func TestIngestEvents_unauthenticated(t *testing.T) {
 	require.NoError(t, err)
 	_, err = client.IngestEvents(tenancy.WithToken(t.Context(), forged), req)
 	requireStatus(t, err, codes.Unauthenticated, "")
-	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM events.email_events`))
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM `+eventsTable))
 }
 
 func TestIngestEvents_tenantIsolation(t *testing.T) {
@@ -207,8 +236,8 @@ func TestIngestEvents_tenantIsolation(t *testing.T) {
 	_, err = client.IngestEvents(b.as(t, companyB), &eventsv1.IngestEventsRequest{WorkspaceId: ws, DomainId: dom, Events: []*eventsv1.Event{evB}})
 	require.NoError(t, err)
 
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM events.email_events WHERE id = $1 AND company_id = $2`, evA.GetId(), companyA))
-	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM events.email_events WHERE id = $1 AND company_id = $2`, evB.GetId(), companyB))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE id = $1 AND company_id = $2`, evA.GetId(), companyA))
+	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE id = $1 AND company_id = $2`, evB.GetId(), companyB))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job WHERE args->>'company_id' = $1 AND args->>'event_id' = $2`, companyB.String(), evB.GetId()))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job`))
 }
@@ -231,7 +260,7 @@ func TestStreamEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int32(1205), res.GetAccepted())
 	require.Equal(t, int32(1), res.GetDuplicates())
-	require.Equal(t, 1205, b.count(t, `SELECT count(*) FROM events.email_events WHERE company_id = $1`, company))
+	require.Equal(t, 1205, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE company_id = $1`, company))
 	require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river.river_job WHERE args->>'status' = 'complained'`))
 
 	// Streaming the same events again stores nothing new.
@@ -259,7 +288,8 @@ func TestStreamEvents_invalidMessage(t *testing.T) {
 	_ = stream.Send(&eventsv1.StreamEventsRequest{WorkspaceId: ws, DomainId: dom, Events: bad})
 	_, err = stream.CloseAndRecv()
 	requireStatus(t, err, codes.InvalidArgument, "message 1: events[2].id: must be a UUID")
-	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM events.email_events`))
+	// Nothing of the invalid message is stored (the message before it may be).
+	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE id = ANY($1::uuid[])`, []string{bad[0].GetId(), bad[1].GetId()}))
 }
 
 func TestStreamEvents_unauthenticated(t *testing.T) {
@@ -313,13 +343,13 @@ func TestNarrowedToken(t *testing.T) {
 			_, err = stream.CloseAndRecv()
 			requireStatus(t, err, codes.NotFound, "domain not found")
 
-			require.Equal(t, 0, b.count(t, `SELECT count(*) FROM events.email_events WHERE workspace_id = $1 AND domain_id = $2`, route[0], route[1]))
+			require.Equal(t, 0, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE workspace_id = $1 AND domain_id = $2`, route[0], route[1]))
 			require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river.river_job WHERE args->>'workspace_id' = $1 AND args->>'domain_id' = $2`, route[0], route[1]))
 		})
 	}
 	// Only the in-scope events were stored, and no job was enqueued for the refused bounce and
 	// complaint.
-	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM events.email_events`))
-	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM events.email_events WHERE company_id = $1 AND workspace_id = $2 AND domain_id = $3`, company, ws, dom))
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM `+eventsTable))
+	require.Equal(t, 5, b.count(t, `SELECT count(*) FROM `+eventsTable+` WHERE company_id = $1 AND workspace_id = $2 AND domain_id = $3`, company, ws, dom))
 	require.Equal(t, 0, b.count(t, `SELECT count(*) FROM river.river_job`))
 }

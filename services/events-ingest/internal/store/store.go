@@ -1,18 +1,30 @@
-// Package store writes engagement events to events.email_events with pgx: a batch is copied
-// into a transaction-local staging table, inserted from there skipping known ids, and the
-// recipient status jobs of the new rows are enqueued in the same transaction, so a job exists
-// if and only if its event row does.
+// Package store writes engagement events with pgx: a batch is copied into a transaction-local
+// staging table, inserted from there skipping known events, and the recipient status jobs of
+// the new rows are enqueued in the same transaction, so a job exists if and only if its event
+// row does.
+//
+// Where the rows go is decided per batch by the flag events_partitioned_storage: on, the
+// time-partitioned events.engagement_events, whose key is (id, created_at) with created_at the
+// event's own time as its producer gave it (an event's id and time are fixed by its producer,
+// so a retried event is the same row); off, the legacy events.email_events, keyed by id alone,
+// as the previous release writes it. The previous release never reads either table, so there
+// is no dual write: the backfill events_engagement_events copies the legacy rows over.
 package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
 )
 
@@ -37,7 +49,7 @@ const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
 ) ON COMMIT DROP`
 
 // The tenant ids come from the verified request, never from the events themselves.
-const insertFromStaging = `INSERT INTO events.email_events
+const insertLegacy = `INSERT INTO events.email_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class)
 SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
@@ -46,15 +58,52 @@ FROM ` + stagingTable + `
 ON CONFLICT (id) DO NOTHING
 RETURNING id, type, recipient_id, bounce_class`
 
+// insertPartitioned writes the event's time as created_at, the partition key.
+const insertPartitioned = `INSERT INTO events.engagement_events
+	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, created_at,
+	 user_agent, ip, url, bounce_class)
+SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
+	 user_agent, ip, url, bounce_class
+FROM ` + stagingTable + `
+ON CONFLICT (id, created_at) DO NOTHING
+RETURNING id, type, recipient_id, bounce_class`
+
+// createPartitions makes sure the weekly partitions of a time range exist; events-ingest may
+// call it (SECURITY DEFINER, see the events migrations), and does only when an insert finds
+// no partition for an event: the worker creates them ahead of time.
+const createPartitions = `SELECT count(*) FROM events.create_engagement_partitions($1, $2)`
+
 // Store implements events.Store on PostgreSQL.
 type Store struct {
 	db       tenancy.Beginner
 	inserter *jobs.Inserter
+	flags    flags.Provider
+}
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithFlags checks events_partitioned_storage with p. Without it the flag is off, its
+// registry default: events go to the legacy table.
+func WithFlags(p flags.Provider) Option {
+	return func(s *Store) { s.flags = p }
 }
 
 // New returns a store on db (a pool) that enqueues jobs with inserter.
-func New(db tenancy.Beginner, inserter *jobs.Inserter) *Store {
-	return &Store{db: db, inserter: inserter}
+func New(db tenancy.Beginner, inserter *jobs.Inserter, opts ...Option) *Store {
+	s := &Store{db: db, inserter: inserter}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Partitioned reports whether the events of t go to the time-partitioned table.
+func (s *Store) Partitioned(ctx context.Context, t tenancy.Tenant) bool {
+	if s.flags == nil {
+		return false
+	}
+	return s.flags.Enabled(ctx, flags.EventsPartitionedStorage, flags.Scope{CompanyID: t.CompanyID, WorkspaceID: t.WorkspaceID})
 }
 
 // Insert implements events.Store.
@@ -62,6 +111,21 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 	if len(evs) == 0 {
 		return 0, nil
 	}
+	if !s.Partitioned(ctx, t) {
+		return s.insert(ctx, t, evs, insertLegacy)
+	}
+	n, err := s.insert(ctx, t, evs, insertPartitioned)
+	if !noPartition(err) {
+		return n, err
+	}
+	// The transaction rolled back whole: make the partitions and write the batch again.
+	if err := s.createPartitions(ctx, evs); err != nil {
+		return 0, err
+	}
+	return s.insert(ctx, t, evs, insertPartitioned)
+}
+
+func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, insertSQL string) (int, error) {
 	var inserted int
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
@@ -73,7 +137,7 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		})); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
-		rows, err := tx.Query(ctx, insertFromStaging, t.CompanyID, t.WorkspaceID, t.DomainID)
+		rows, err := tx.Query(ctx, insertSQL, t.CompanyID, t.WorkspaceID, t.DomainID)
 		if err != nil {
 			return fmt.Errorf("insert events: %w", err)
 		}
@@ -118,4 +182,43 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return 0, err
 	}
 	return inserted, nil
+}
+
+// createPartitions creates the partitions that the times of evs need, in a transaction of
+// its own: one call per week (ISO weeks start on Monday, as the partitions do).
+func (s *Store) createPartitions(ctx context.Context, evs []events.Event) error {
+	type week struct{ year, week int }
+	seen := map[week]bool{}
+	err := pgx.BeginFunc(ctx, beginner{s.db}, func(tx pgx.Tx) error {
+		for _, e := range evs {
+			y, w := e.OccurredAt.UTC().ISOWeek()
+			if seen[week{y, w}] {
+				continue
+			}
+			seen[week{y, w}] = true
+			if _, err := tx.Exec(ctx, createPartitions, e.OccurredAt, e.OccurredAt); err != nil {
+				return fmt.Errorf("create the partition for %s: %w", e.OccurredAt.UTC().Format(time.RFC3339), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create partitions: %w", err)
+	}
+	return nil
+}
+
+// noPartition reports whether err is PostgreSQL's refusal of a row for which the
+// partitioned table has no partition.
+func noPartition(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
+}
+
+// beginner adapts a tenancy.Beginner to pgx.BeginFunc.
+type beginner struct{ db tenancy.Beginner }
+
+// Begin starts a transaction with the default options.
+func (b beginner) Begin(ctx context.Context) (pgx.Tx, error) {
+	return b.db.BeginTx(ctx, pgx.TxOptions{})
 }

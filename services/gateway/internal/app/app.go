@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/flags"
@@ -31,6 +32,7 @@ import (
 	"github.com/heraldmail/herald/services/gateway/internal/identity"
 	"github.com/heraldmail/herald/services/gateway/internal/identityapi"
 	"github.com/heraldmail/herald/services/gateway/internal/identitystore"
+	"github.com/heraldmail/herald/services/gateway/internal/importapi"
 	"github.com/heraldmail/herald/services/gateway/internal/limits"
 	"github.com/heraldmail/herald/services/gateway/internal/rest"
 )
@@ -48,15 +50,18 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	return run(ctx, boot, env)
 }
 
-// run is Run with options of the feature flag provider (the tests' fixture flags and key
-// prefix).
-func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...flags.Option) error {
+// run is Run with changes to the process options (the tests' fixture flags and key prefix).
+func run(ctx context.Context, boot *zap.Logger, env config.Source, tune ...func(*process.Options)) error {
 	boot.Debug("starting", zap.String("service", Service))
 	var cfg Config
 	if err := config.Load(&cfg, env); err != nil {
 		return fmt.Errorf("load config: %w", err)
 	}
-	p, err := process.Start(ctx, process.Options{Name: Service, DefaultAdminPort: DefaultAdminPort}, cfg, &cfg.Common)
+	opts := process.Options{Name: Service, DefaultAdminPort: DefaultAdminPort}
+	for _, f := range tune {
+		f(&opts)
+	}
+	p, err := process.Start(ctx, opts, cfg, &cfg.Common)
 	if err != nil {
 		return err
 	}
@@ -97,13 +102,7 @@ func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...f
 		return fmt.Errorf("TRUSTED_PROXIES: %w", err)
 	}
 
-	// The feature flags: the API reads and changes them through this provider, which keeps
-	// its copy current while it serves.
-	flagProvider, err := flags.NewRedis(rdb, reg, log, flagOpts...)
-	if err != nil {
-		return fmt.Errorf("feature flags: %w", err)
-	}
-	flagAdmin, err := flagadmin.New(store, flagProvider, svc, reg, log)
+	flagAdmin, err := flagadmin.New(store, flagStore(p), svc, reg, log)
 	if err != nil {
 		return err
 	}
@@ -114,11 +113,20 @@ func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...f
 	}
 	defer conns.close(log)
 
+	trackingMux, err := trackingRoutes(cfg.Tracking, eventsv1.NewEventsIngestServiceClient(conns.events), signer, log, reg)
+	if err != nil {
+		return err
+	}
+
 	api := rest.NewAPIMux(log, cfg.HTTPBodyLimit, auth.Middleware)
 	if err := identityv1.RegisterIdentityServiceHandlerServer(ctx, api, identityapi.New(svc, flagAdmin, log)); err != nil {
 		return fmt.Errorf("register identity routes: %w", err)
 	}
 	if err := conns.register(ctx, api); err != nil {
+		return err
+	}
+	// After the generated routes: the import upload and download replace theirs.
+	if err := importapi.Register(ctx, api, conns.recipient, log); err != nil {
 		return err
 	}
 	public := rest.NewServer(rest.NewHandler(rest.Options{
@@ -131,7 +139,9 @@ func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...f
 		FrontendURL:     cfg.FrontendURL,
 		BodyLimit:       cfg.HTTPBodyLimit,
 		RouteBodyLimits: RouteBodyLimits(),
+		StreamRoutes:    importapi.StreamRoutes(),
 		OpenAPI:         openapi.JSON(),
+		Public:          trackingMux,
 	}, api))
 	publicLn, err := process.Listen(ctx, cfg.Port)
 	if err != nil {
@@ -140,7 +150,43 @@ func run(ctx context.Context, boot *zap.Logger, env config.Source, flagOpts ...f
 	log.Info("listening", zap.Int("port", cfg.Port))
 	// Clients reconnect, through the load balancer, to an instance that stays.
 	p.OnDrain(func() { public.SetKeepAlivesEnabled(false) })
-	return p.Run(ctx, lifecycle.NewHTTPServer("public http", public, publicLn), flagProvider)
+	return p.Run(ctx, lifecycle.NewHTTPServer("public http", public, publicLn))
+}
+
+// flagStore is what the flag administration reads and changes: the process's Redis provider,
+// or, when the flags come from Unleash, the registry alone, with changes refused.
+func flagStore(p *process.Process) flagadmin.Provider {
+	if store, ok := p.FlagStore(); ok {
+		return store
+	}
+	return managedInUnleash{reg: p.FlagRegistry()}
+}
+
+// managedInUnleash is the flag administration's provider when the flags come from Unleash: the
+// listing shows every registered flag with no explicit value (Unleash's strategies decide,
+// not per-level values), and every change is refused with flags.ErrManagedInUnleash.
+type managedInUnleash struct{ reg *flags.Registry }
+
+// Registry implements flagadmin.Provider.
+func (m managedInUnleash) Registry() *flags.Registry { return m.reg }
+
+// State implements flagadmin.Provider: a registered flag with no explicit value.
+func (m managedInUnleash) State(_ context.Context, f flags.Flag) (flags.State, error) {
+	def, ok := m.reg.Lookup(f)
+	if !ok {
+		return flags.State{}, fmt.Errorf("flag %s: %w", f, flags.ErrUnknownFlag)
+	}
+	return flags.State{Definition: def, Companies: map[uuid.UUID]bool{}, Workspaces: map[uuid.UUID]bool{}}, nil
+}
+
+// Set implements flagadmin.Provider: always flags.ErrManagedInUnleash.
+func (managedInUnleash) Set(context.Context, flags.Flag, flags.Target, bool) error {
+	return flags.ErrManagedInUnleash
+}
+
+// Clear implements flagadmin.Provider: always flags.ErrManagedInUnleash.
+func (managedInUnleash) Clear(context.Context, flags.Flag, flags.Target) error {
+	return flags.ErrManagedInUnleash
 }
 
 // serviceConns are the client connections to the services behind the API.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/config"
-	"github.com/heraldmail/herald/libs/flags"
+	"github.com/heraldmail/herald/libs/process"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/stretchr/testify/require"
@@ -78,8 +78,9 @@ func startGateway(t *testing.T, b *backends, env map[string]string) *gateway {
 	return startGatewayWith(t, b, env)
 }
 
-// startGatewayWith is startGateway with options of the feature flag provider.
-func startGatewayWith(t *testing.T, b *backends, env map[string]string, flagOpts ...flags.Option) *gateway {
+// startGatewayWith is startGateway with changes to the process options (the feature flag
+// provider's).
+func startGatewayWith(t *testing.T, b *backends, env map[string]string, tune ...func(*process.Options)) *gateway {
 	t.Helper()
 	redisHost, redisPort, err := net.SplitHostPort(pgtest.RedisAddr(t))
 	require.NoError(t, err)
@@ -116,7 +117,7 @@ func startGatewayWith(t *testing.T, b *backends, env map[string]string, flagOpts
 		cancel:     cancel,
 		done:       make(chan error, 1),
 	}
-	go func() { g.done <- run(ctx, zap.NewNop(), config.FromMap(vars, nil), flagOpts...) }()
+	go func() { g.done <- run(ctx, zap.NewNop(), config.FromMap(vars, nil), tune...) }()
 	t.Cleanup(func() {
 		_ = g.stop()
 		g.client.CloseIdleConnections()
@@ -332,7 +333,7 @@ func TestRun(t *testing.T) {
 			require.Equal(t, http.StatusNotFound, r.status)
 			require.Equal(t, "not_found", decodeError(t, r).Code)
 
-			r = g.do(t, http.MethodDelete, recipientsURL(g, tn)+"/"+knownRecipientID, nil, auth)
+			r = g.do(t, http.MethodPut, recipientsURL(g, tn)+"/"+knownRecipientID, nil, auth)
 			require.Equal(t, http.StatusMethodNotAllowed, r.status)
 			require.Equal(t, "method_not_allowed", decodeError(t, r).Code)
 		})

@@ -46,6 +46,9 @@ type Config struct {
 	// TrustedProxies are the proxies (CIDR blocks or addresses) whose X-Forwarded-For is
 	// believed when working out a client's address; empty means the TCP peer is the client.
 	TrustedProxies []string `env:"TRUSTED_PROXIES"`
+
+	// Tracking configures the public tracking routes and the mail provider's webhook.
+	Tracking TrackingConfig
 }
 
 // Limits of the token lifetimes.

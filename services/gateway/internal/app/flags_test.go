@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/heraldmail/herald/libs/config"
 	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/flags/flagstest"
+	"github.com/heraldmail/herald/libs/process"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -65,8 +67,9 @@ func TestFlagAdministration(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: pgtest.RedisAddr(t)})
 	t.Cleanup(func() { _ = rdb.Close() })
 	t.Cleanup(func() { flagstest.Purge(t, rdb) })
-	g := startGatewayWith(t, startBackends(t, testSecret), map[string]string{"DATABASE_URL": db},
-		flags.WithKeyPrefix(flagstest.KeyPrefix(t)), flags.WithDefinitions(restFlagDefinitions()...))
+	g := startGatewayWith(t, startBackends(t, testSecret), map[string]string{"DATABASE_URL": db}, func(o *process.Options) {
+		o.FlagOptions = []flags.Option{flags.WithKeyPrefix(flagstest.KeyPrefix(t)), flags.WithDefinitions(restFlagDefinitions()...)}
+	})
 
 	tn, other := signUp(t, g), signUp(t, g)
 	admin := addMember(t, g, tn.bearer(), tn.workspace, "ROLE_ADMIN")
@@ -172,4 +175,68 @@ func TestFlagAdministration(t *testing.T) {
 	require.Contains(t, metrics.String(), `herald_flag_changes_total{flag="`+ws+`",scope="workspace"} 2`)
 	require.Contains(t, metrics.String(), `herald_flag_changes_total{flag="`+ws+`",scope="global"} 1`)
 	require.Contains(t, metrics.String(), "herald_flags_redis_up 1")
+}
+
+// TestFlagAdministrationWithUnleash runs the gateway with FEATURE_FLAGS_PROVIDER=unleash: the
+// flags are listed from the registry, and every change is refused, since flags are changed in
+// Unleash.
+func TestFlagAdministrationWithUnleash(t *testing.T) {
+	t.Parallel()
+	const apiKey = "default:development.gateway-test-key"
+	unleash := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Header.Get("Authorization") != apiKey:
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		case r.Method == http.MethodGet && r.URL.Path == "/api/client/features":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"version": 2, "features": []}`))
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(unleash.Close)
+	g := startGatewayWith(t, startBackends(t, testSecret), map[string]string{
+		"FEATURE_FLAGS_PROVIDER": "unleash",
+		"UNLEASH_URL":            unleash.URL + "/api",
+		"UNLEASH_API_KEY":        apiKey,
+	}, func(o *process.Options) {
+		o.UnleashOptions = []flags.UnleashOption{flags.WithUnleashDefinitions(restFlagDefinitions()...), flags.WithUnleashBackupPath(t.TempDir())}
+	})
+	tn := signUp(t, g)
+	ws := restWorkspaceFlag.Name()
+
+	e := requireCode(t, g.call(t, http.MethodPut, "/v1/flags/"+ws, tn.bearer(),
+		map[string]any{"scope": "FLAG_SCOPE_WORKSPACE", "workspace_id": tn.workspace, "enabled": true}, nil),
+		http.StatusBadRequest, "failed_precondition")
+	require.Equal(t, flags.ErrManagedInUnleash.Error(), e.Message)
+	q := url.Values{"scope": {"FLAG_SCOPE_COMPANY"}}
+	requireCode(t, g.call(t, http.MethodDelete, "/v1/flags/"+restCompanyFlag.Name()+"?"+q.Encode(), tn.bearer(), nil, nil),
+		http.StatusBadRequest, "failed_precondition")
+	requireCode(t, g.call(t, http.MethodPut, "/v1/flags/no_such_flag", tn.bearer(),
+		map[string]any{"scope": "FLAG_SCOPE_COMPANY", "enabled": true}, nil), http.StatusNotFound, "not_found")
+
+	var list struct {
+		Flags []flagJSON `json:"flags"`
+	}
+	r := g.call(t, http.MethodGet, "/v1/flags?workspace_id="+tn.workspace, tn.bearer(), nil, &list)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Equal(t, []flagJSON{
+		{Name: ws, MaxScope: "FLAG_SCOPE_WORKSPACE"},
+		{Name: restCompanyFlag.Name(), MaxScope: "FLAG_SCOPE_COMPANY"},
+	}, list.Flags)
+	var audit struct {
+		Changes []flagChangeJSON `json:"changes"`
+	}
+	r = g.call(t, http.MethodGet, "/v1/flags/audit", tn.bearer(), nil, &audit)
+	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
+	require.Empty(t, audit.Changes, "nothing recorded")
+
+	resp, err := g.get(t, g.admin+"/metrics")
+	require.NoError(t, err)
+	var metrics bytes.Buffer
+	_, err = metrics.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.NotContains(t, metrics.String(), "herald_flags_redis_up")
+	require.Contains(t, metrics.String(), "herald_flags_unleash_up")
 }

@@ -16,6 +16,7 @@ func Files() []protoreflect.FileDescriptor {
 	return []protoreflect.FileDescriptor{
 		identityv1.File_herald_identity_v1_identity_proto,
 		recipientv1.File_herald_recipient_v1_recipient_proto,
+		recipientv1.File_herald_recipient_v1_import_proto,
 		campaignv1.File_herald_campaign_v1_campaign_proto,
 		eventsv1.File_herald_events_v1_events_proto,
 	}
@@ -24,6 +25,19 @@ func Files() []protoreflect.FileDescriptor {
 // InProcessService is the service the gateway serves itself; the routes of every other
 // service are proxied with a downscoped token.
 const InProcessService = "herald.identity.v1.IdentityService"
+
+// WorkspaceMethods are the proxied RPCs whose routes name a workspace but no domain: what
+// they serve belongs to the whole workspace (a workspace's custom field definitions), so the
+// token forwarded for them is narrowed to the workspace only.
+func WorkspaceMethods() map[string]bool {
+	return map[string]bool{
+		recipientv1.RecipientService_CreateFieldDefinition_FullMethodName: true,
+		recipientv1.RecipientService_ListFieldDefinitions_FullMethodName:  true,
+		recipientv1.RecipientService_GetFieldDefinition_FullMethodName:    true,
+		recipientv1.RecipientService_UpdateFieldDefinition_FullMethodName: true,
+		recipientv1.RecipientService_RetireFieldDefinition_FullMethodName: true,
+	}
+}
 
 // Methods is THE table of what every RPC needs: full method name → permission. Every RPC of
 // every service in Files has an entry (a test walks the descriptors); a route whose RPC has
@@ -65,11 +79,38 @@ func Methods() map[string]identity.Permission {
 		recipientv1.RecipientService_CreateRecipient_FullMethodName:       identity.PermDataWrite,
 		recipientv1.RecipientService_GetRecipient_FullMethodName:          identity.PermDataRead,
 		recipientv1.RecipientService_UpdateRecipientStatus_FullMethodName: identity.PermDataWrite,
+		recipientv1.RecipientService_UpdateRecipient_FullMethodName:       identity.PermDataWrite,
+		recipientv1.RecipientService_DeleteRecipient_FullMethodName:       identity.PermDataWrite,
+		recipientv1.RecipientService_EraseRecipient_FullMethodName:        identity.PermDataWrite,
+		recipientv1.RecipientService_ListRecipients_FullMethodName:        identity.PermDataRead,
+		// Custom fields shape every recipient of the workspace: admins define them, anyone who
+		// reads recipients reads them.
+		recipientv1.RecipientService_CreateFieldDefinition_FullMethodName: identity.PermWorkspaceManage,
+		recipientv1.RecipientService_ListFieldDefinitions_FullMethodName:  identity.PermDataRead,
+		recipientv1.RecipientService_GetFieldDefinition_FullMethodName:    identity.PermDataRead,
+		recipientv1.RecipientService_UpdateFieldDefinition_FullMethodName: identity.PermWorkspaceManage,
+		recipientv1.RecipientService_RetireFieldDefinition_FullMethodName: identity.PermWorkspaceManage,
+		recipientv1.RecipientService_CreateBulkOperation_FullMethodName:   identity.PermDataWrite,
+		recipientv1.RecipientService_GetBulkOperation_FullMethodName:      identity.PermDataRead,
+		recipientv1.RecipientService_RunBulkOperationBatch_FullMethodName: identity.PermInternal,
+
+		// Imports (internal/importapi serves the upload and the download with these rules).
+		// UploadImport is the stream the gateway's upload handler opens after authorizing
+		// CreateImport's route; the worker's calls are internal.
+		recipientv1.ImportService_CreateImport_FullMethodName:             identity.PermDataWrite,
+		recipientv1.ImportService_UploadImport_FullMethodName:             identity.PermInternal,
+		recipientv1.ImportService_GetImport_FullMethodName:                identity.PermDataRead,
+		recipientv1.ImportService_CancelImport_FullMethodName:             identity.PermDataWrite,
+		recipientv1.ImportService_DownloadImportRejections_FullMethodName: identity.PermDataRead,
+		recipientv1.ImportService_BeginImportRun_FullMethodName:           identity.PermInternal,
+		recipientv1.ImportService_ReadImportFile_FullMethodName:           identity.PermInternal,
+		recipientv1.ImportService_ApplyImportBatch_FullMethodName:         identity.PermInternal,
 
 		campaignv1.CampaignService_CreateCampaign_FullMethodName: identity.PermDataWrite,
 		campaignv1.CampaignService_GetCampaign_FullMethodName:    identity.PermDataRead,
 
-		eventsv1.EventsIngestService_IngestEvents_FullMethodName: identity.PermDataWrite,
-		eventsv1.EventsIngestService_StreamEvents_FullMethodName: identity.PermInternal,
+		eventsv1.EventsIngestService_IngestEvents_FullMethodName:      identity.PermDataWrite,
+		eventsv1.EventsIngestService_StreamEvents_FullMethodName:      identity.PermInternal,
+		eventsv1.EventsIngestService_IngestEventStream_FullMethodName: identity.PermInternal,
 	}
 }

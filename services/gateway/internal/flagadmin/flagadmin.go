@@ -210,6 +210,9 @@ func (a *Admin) change(ctx context.Context, acc identity.Access, name string, le
 			return nil
 		})
 	if err != nil {
+		if errors.Is(err, flags.ErrManagedInUnleash) {
+			return Change{}, flags.ErrManagedInUnleash
+		}
 		if errors.Is(err, ErrUnavailable) {
 			return Change{}, a.unavailable("change flag", err)
 		}

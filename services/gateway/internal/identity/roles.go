@@ -71,7 +71,7 @@ func Permissions() []PermissionInfo {
 		{PermCompanyRead, "read the company, its plan limits and usage"},
 		{PermCompanyManage, "rename the company and create workspaces"},
 		{PermWorkspaceRead, "read a workspace, its domains and members"},
-		{PermWorkspaceManage, "rename a workspace"},
+		{PermWorkspaceManage, "rename a workspace and define its custom recipient fields"},
 		{PermMembersManage, "invite members, change their roles, remove them"},
 		{PermAPIKeysManage, "create, list and revoke API keys"},
 		{PermDomainsManage, "add and delete sending domains"},

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags"
 	identityv1 "github.com/heraldmail/herald/proto/gen/go/herald/identity/v1"
 	"go.uber.org/zap"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -95,6 +96,8 @@ func Status(ctx context.Context, log *zap.Logger, err error) error {
 	case errors.As(err, &rle):
 		st := status.New(codes.ResourceExhausted, rle.Error())
 		return withDetails(st, &errdetails.RetryInfo{RetryDelay: durationpb.New(rle.RetryAfter)})
+	case errors.Is(err, flags.ErrManagedInUnleash):
+		return status.Error(codes.FailedPrecondition, flags.ErrManagedInUnleash.Error())
 	case errors.Is(err, flagadmin.ErrUnavailable):
 		return status.Error(codes.Unavailable, flagadmin.ErrUnavailable.Error())
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:

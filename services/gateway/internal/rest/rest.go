@@ -9,6 +9,7 @@ package rest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -97,16 +98,28 @@ type Options struct {
 	RouteBodyLimits map[string]int64
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
+	// StreamRoutes are the routes whose handlers stream the request or response body (the
+	// import upload and the rejected rows' download): "METHOD /path/template" → the largest
+	// body accepted, in bytes. They get that body limit and StreamTimeout instead of
+	// RequestTimeout and the server's read and write timeouts.
+	StreamRoutes map[string]int64
+	// Public serves plain HTTP routes outside /v1 that take no bearer credential (the
+	// tracking links and the mail provider's webhook); nil means none. Its patterns go
+	// through request id, access log, recovery, metrics (labelled with the pattern), the
+	// default body limit, the client address and the request timeout; the handlers
+	// authenticate what they serve themselves.
+	Public *http.ServeMux
 }
 
 // NewHandler returns the handler of the public port. /health, /health/live, /health/ready
 // and /openapi.json are public; /v1/ goes through request id, access log, recovery, metrics,
 // body limit, CORS, client address, authentication and the rate limit to api (where
-// authorization runs once the route matched).
+// authorization runs once the route matched); the routes of o.Public go through the same
+// chain less CORS, authentication and the rate limit.
 func NewHandler(o Options, api http.Handler) http.Handler {
 	red := metrics.NewHTTPServer(o.Registry)
 
-	v1 := withTimeout(RequestTimeout, api)
+	v1 := withTimeouts(RequestTimeout, newBodyLimits(0, o.StreamRoutes), api)
 	if o.Limiter != nil {
 		v1 = withRateLimit(o.Limiter, v1)
 	}
@@ -115,7 +128,7 @@ func NewHandler(o Options, api http.Handler) http.Handler {
 		v1 = o.ClientIP(v1)
 	}
 	v1 = withCORS(o.FrontendURL, v1)
-	v1 = withBodyLimit(newBodyLimits(o.BodyLimit, o.RouteBodyLimits), v1)
+	v1 = withBodyLimit(newBodyLimits(o.BodyLimit, withStreamLimits(o.RouteBodyLimits, o.StreamRoutes)), v1)
 	v1 = red.Middleware(func(r *http.Request) string { return route(r.Context()) }, v1)
 	v1 = withRecovery(o.Log, v1)
 	v1 = withAccessLog(o.Log, v1)
@@ -130,10 +143,42 @@ func NewHandler(o Options, api http.Handler) http.Handler {
 		_, _ = w.Write(spec)
 	})
 	mux.Handle("/v1/", v1)
-	mux.Handle("/", withRequestID(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var notFound http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, http.StatusNotFound, "not_found", "no route matches "+r.Method+" "+r.URL.Path, nil)
-	})))
+	})
+	if o.Public != nil {
+		notFound = withPublic(o, red, notFound)
+	}
+	mux.Handle("/", withRequestID(notFound))
 	return mux
+}
+
+// withPublic serves the routes of o.Public through the public middlewares, and any other
+// request with notFound.
+func withPublic(o Options, red *metrics.HTTPServer, notFound http.Handler) http.Handler {
+	h := withTimeout(RequestTimeout, o.Public)
+	if o.ClientIP != nil {
+		h = o.ClientIP(h)
+	}
+	h = withBodyLimit(newBodyLimits(o.BodyLimit, nil), h)
+	h = red.Middleware(func(r *http.Request) string { return route(r.Context()) }, h)
+	h = withRecovery(o.Log, h)
+	h = withAccessLog(o.Log, h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, pattern := o.Public.Handler(r)
+		if pattern == "" {
+			notFound.ServeHTTP(w, r)
+			return
+		}
+		if st := stateFrom(r.Context()); st != nil {
+			// "GET /track/open/{token}" → "/track/open/{token}": the method is a label of its own.
+			if i := strings.IndexByte(pattern, ' '); i >= 0 {
+				pattern = pattern[i+1:]
+			}
+			st.route.Store(&pattern)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewServer wraps the public handler in an http.Server with the public time limits.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/heraldmail/herald/libs/config"
@@ -35,7 +36,7 @@ func TestLoadConfig(t *testing.T) {
 	require.Equal(t, app.DefaultAdminPort, cfg.AdminPort)
 	require.Equal(t, 9052, cfg.AdminPort)
 
-	for name, value := range map[string]string{"GRPC_PORT": "0", "ADMIN_PORT": "70000"} {
+	for name, value := range map[string]string{"GRPC_PORT": "0", "ADMIN_PORT": "70000", "ERASURE_HASH_KEY": "short", "ERASURE_HASH_KEY_PREVIOUS": "short"} {
 		vars := map[string]string{name: value}
 		for k, v := range base {
 			vars[k] = v
@@ -44,6 +45,22 @@ func TestLoadConfig(t *testing.T) {
 		var cerr *config.Error
 		require.True(t, errors.As(err, &cerr), "%s=%s: %v", name, value, err)
 		require.Equal(t, name, cerr.Var)
+		require.NotContains(t, err.Error(), value)
+	}
+
+	// The erasure key is required in staging and production, where no key is derived.
+	for _, env := range []string{"staging", "production"} {
+		vars := map[string]string{"APP_ENV": env}
+		for k, v := range base {
+			vars[k] = v
+		}
+		_, err := app.LoadConfig(config.FromMap(vars, nil))
+		var cerr *config.Error
+		require.True(t, errors.As(err, &cerr), "%s: %v", env, err)
+		require.Equal(t, "ERASURE_HASH_KEY", cerr.Var)
+		vars["ERASURE_HASH_KEY"] = strings.Repeat("e", 32)
+		_, err = app.LoadConfig(config.FromMap(vars, nil))
+		require.NoError(t, err, env)
 	}
 }
 

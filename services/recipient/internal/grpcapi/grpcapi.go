@@ -17,20 +17,22 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/heraldmail/herald/services/recipient/internal/fields"
 	"github.com/heraldmail/herald/services/recipient/internal/recipient"
 )
 
 // Server implements recipientv1.RecipientServiceServer.
 type Server struct {
 	recipientv1.UnimplementedRecipientServiceServer
-	svc *recipient.Service
-	log *zap.Logger
+	svc    *recipient.Service
+	fields *fields.Service
+	log    *zap.Logger
 }
 
-// New returns a Server on svc; log receives the internal errors that clients only see as
-// "internal error".
-func New(svc *recipient.Service, log *zap.Logger) *Server {
-	return &Server{svc: svc, log: log}
+// New returns a Server on svc (recipients and bulk operations) and fieldSvc (custom field
+// definitions); log receives the internal errors that clients only see as "internal error".
+func New(svc *recipient.Service, fieldSvc *fields.Service, log *zap.Logger) *Server {
+	return &Server{svc: svc, fields: fieldSvc, log: log}
 }
 
 // CreateRecipient implements recipientv1.RecipientServiceServer.
@@ -133,10 +135,36 @@ func parseID(field, s string) (uuid.UUID, error) {
 // toStatus is the one mapping from errors to gRPC statuses. Messages a client sees say what
 // to fix and never carry SQL or internal details; those are logged here instead.
 func (s *Server) toStatus(ctx context.Context, err error) error {
-	var verr *recipient.ValidationError
+	var (
+		verr   *recipient.ValidationError
+		fverr  *fields.ValidationError
+		ferrs  fields.Errors
+		ferr   *fields.FieldError
+		change *fields.ChangeError
+	)
 	switch {
 	case errors.As(err, &verr):
 		return status.Error(codes.InvalidArgument, verr.Error())
+	case errors.As(err, &fverr):
+		return status.Error(codes.InvalidArgument, fverr.Error())
+	case errors.As(err, &ferrs):
+		return status.Error(codes.InvalidArgument, ferrs.Error())
+	case errors.As(err, &ferr):
+		return status.Error(codes.InvalidArgument, ferr.Error())
+	case errors.As(err, &change):
+		return status.Error(codes.FailedPrecondition, change.Error())
+	case errors.Is(err, fields.ErrTooMany):
+		return status.Error(codes.FailedPrecondition, fmt.Sprintf("%s (%d); retired fields count too", fields.ErrTooMany, fields.MaxDefinitions))
+	case errors.Is(err, fields.ErrNotFound):
+		return status.Error(codes.NotFound, fields.ErrNotFound.Error())
+	case errors.Is(err, fields.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, fields.ErrAlreadyExists.Error())
+	case errors.Is(err, recipient.ErrOperationNotFound):
+		return status.Error(codes.NotFound, recipient.ErrOperationNotFound.Error())
+	case errors.Is(err, recipient.ErrSuppressed):
+		return status.Error(codes.FailedPrecondition, recipient.ErrSuppressed.Error())
+	case errors.Is(err, errServiceOnly):
+		return status.Error(codes.PermissionDenied, errServiceOnly.Error())
 	case errors.Is(err, recipient.ErrNotFound), errors.Is(err, tenancy.ErrOutOfScope):
 		// Another tenant's recipient, and a route outside the partition a narrowed token was
 		// issued for, are reported the same way as a missing recipient.

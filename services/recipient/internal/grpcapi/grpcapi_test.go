@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/heraldmail/herald/services/recipient/internal/fields"
 	"github.com/heraldmail/herald/services/recipient/internal/grpcapi"
 	"github.com/heraldmail/herald/services/recipient/internal/recipient"
 	"github.com/heraldmail/herald/services/recipient/internal/store"
@@ -66,8 +68,13 @@ func serve(t *testing.T, pool *pgxpool.Pool) recipientv1.RecipientServiceClient 
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	srv, _ := rpc.NewServer(rpc.ServerOptions{Log: log, Registry: prometheus.NewRegistry(), Verifier: tenancy.NewVerifier(secret)})
-	svc := recipient.NewService(store.New(pool), time.Now)
-	recipientv1.RegisterRecipientServiceServer(srv, grpcapi.New(svc, log))
+	inserter, err := jobs.NewInserter(pool)
+	require.NoError(t, err)
+	hasher, err := recipient.NewEmailHasher(strings.Repeat("k", recipient.MinHashKeyLength))
+	require.NoError(t, err)
+	fs := store.NewFields(pool)
+	svc := recipient.NewService(store.New(pool, inserter), fs, hasher, time.Now)
+	recipientv1.RegisterRecipientServiceServer(srv, grpcapi.New(svc, fields.NewService(fs, time.Now), log))
 
 	ln := bufconn.Listen(1 << 20)
 	served := make(chan struct{})
@@ -136,6 +143,8 @@ func TestCreateRecipient(t *testing.T) {
 	c, b := setup(t)
 	ws, dom := b.tenant.WorkspaceID.String(), b.tenant.DomainID.String()
 
+	defineField(t, c, b, &recipientv1.CreateFieldDefinitionRequest{Key: "first_name", Type: recipientv1.FieldType_FIELD_TYPE_TEXT})
+	defineField(t, c, b, &recipientv1.CreateFieldDefinitionRequest{Key: "age", Type: recipientv1.FieldType_FIELD_TYPE_NUMBER})
 	r := create(t, c, b, createOpts{Email: " Ada@Example.com ", Attributes: map[string]any{"first_name": "Ada", "age": 36.0}})
 	require.NoError(t, uuid.Validate(r.GetId()))
 	require.Equal(t, ws, r.GetWorkspaceId())

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/tenancy"
+
+	"github.com/heraldmail/herald/services/recipient/internal/fields"
 )
 
 // Errors the transport maps to status codes. They are wrapped with context; test them with
@@ -22,6 +24,11 @@ var (
 	ErrNotFound      = errors.New("recipient not found")
 	ErrAlreadyExists = errors.New("a recipient with this email already exists in this domain")
 	ErrInvalid       = errors.New("invalid recipient")
+	// ErrOperationNotFound is a bulk operation that does not exist in the domain.
+	ErrOperationNotFound = errors.New("bulk operation not found")
+	// ErrSuppressed is an address erased from the domain at its owner's request: it is never
+	// added again.
+	ErrSuppressed = errors.New("this address was erased from the domain at its owner's request and cannot be added again")
 )
 
 // Limits of the values a client sends.
@@ -92,6 +99,19 @@ type Recipient struct {
 type NewRecipient struct {
 	Email      string
 	Attributes map[string]any
+	// Suppressions are the keyed hashes of Email (see EmailHasher.Candidates): Store.Create
+	// refuses the address with ErrSuppressed when the domain holds any of them. Set by the
+	// Service.
+	Suppressions [][]byte
+}
+
+// Change is what UpdateRecipient asks for; nil and zero fields stay as they are.
+type Change struct {
+	// Attributes are merged into the stored ones; a nil value removes the key.
+	Attributes map[string]any
+	// Status, when set, is an explicit status change with StatusReason.
+	Status       Status
+	StatusReason string
 }
 
 // StatusChange asks for a recipient's status to change.
@@ -107,41 +127,72 @@ type StatusChange struct {
 // another tenant is ErrNotFound.
 type Store interface {
 	// Create inserts a subscribed recipient; an email already in the domain is
-	// ErrAlreadyExists.
+	// ErrAlreadyExists, one whose hash is among the domain's suppressions ErrSuppressed.
 	Create(ctx context.Context, t tenancy.Tenant, r NewRecipient) (Recipient, error)
 	// Get returns one recipient.
 	Get(ctx context.Context, t tenancy.Tenant, id uuid.UUID) (Recipient, error)
 	// Update locks the recipient, passes it to apply and, when apply reports a change, stores
-	// what apply returned (status, reason, status time, last event and update time), all in
-	// one transaction. It returns the recipient as stored afterwards.
+	// what apply returned (status, reason, status time, last event, attributes and update
+	// time), all in one transaction. It returns the recipient as stored afterwards.
 	Update(ctx context.Context, t tenancy.Tenant, id uuid.UUID, apply func(Recipient) (Recipient, bool, error)) (Recipient, error)
+	// Delete removes a recipient.
+	Delete(ctx context.Context, t tenancy.Tenant, id uuid.UUID) error
+	// Erase removes a recipient and, in the same transaction, records hash(email) among the
+	// domain's suppressions.
+	Erase(ctx context.Context, t tenancy.Tenant, id uuid.UUID, hash func(email string) (keyID string, sum []byte)) error
+	// List returns a page of the recipients matching q.Filter after q.After, in keyset order,
+	// and how many match in all.
+	List(ctx context.Context, t tenancy.Tenant, q Query) (Page, error)
+	BulkStore
+}
+
+// Fields loads a workspace's custom field definitions (internal/store implements it).
+type Fields interface {
+	List(ctx context.Context, ws fields.Workspace) (fields.Definitions, error)
 }
 
 // Service applies the rules around a Store.
 type Service struct {
-	store Store
-	now   func() time.Time
+	store  Store
+	fields Fields
+	hasher *EmailHasher
+	now    func() time.Time
 }
 
-// NewService returns a Service on store; now is its clock (time.Now in production).
-func NewService(store Store, now func() time.Time) *Service {
-	return &Service{store: store, now: now}
+// NewService returns a Service on store that checks attributes against the definitions of
+// fields and hashes erased addresses with hasher; now is its clock (time.Now in production).
+func NewService(store Store, fields Fields, hasher *EmailHasher, now func() time.Time) *Service {
+	return &Service{store: store, fields: fields, hasher: hasher, now: now}
 }
 
-// Create validates and adds a recipient: the email is trimmed and lower-cased.
+func (s *Service) definitions(ctx context.Context, t tenancy.Tenant) (fields.Definitions, error) {
+	ds, err := s.fields.List(ctx, fields.Workspace{CompanyID: t.CompanyID, WorkspaceID: t.WorkspaceID})
+	if err != nil {
+		return nil, fmt.Errorf("load field definitions: %w", err)
+	}
+	return ds, nil
+}
+
+// Create validates and adds a recipient: the email is trimmed and lower-cased, the attributes
+// are checked against the workspace's custom fields (defaults of missing required fields
+// filled in), and an address erased from the domain is refused (ErrSuppressed).
 func (s *Service) Create(ctx context.Context, t tenancy.Tenant, in NewRecipient) (Recipient, error) {
 	email, err := NormalizeEmail("email", in.Email)
 	if err != nil {
 		return Recipient{}, fmt.Errorf("create recipient: %w", err)
 	}
-	attrs := in.Attributes
-	if attrs == nil {
-		attrs = map[string]any{}
-	}
-	if err := validateAttributes(attrs); err != nil {
+	if err := validateAttributes(in.Attributes); err != nil {
 		return Recipient{}, fmt.Errorf("create recipient: %w", err)
 	}
-	r, err := s.store.Create(ctx, t, NewRecipient{Email: email, Attributes: attrs})
+	defs, err := s.definitions(ctx, t)
+	if err != nil {
+		return Recipient{}, fmt.Errorf("create recipient: %w", err)
+	}
+	attrs, err := defs.Validate(in.Attributes)
+	if err != nil {
+		return Recipient{}, fmt.Errorf("create recipient: %w", err)
+	}
+	r, err := s.store.Create(ctx, t, NewRecipient{Email: email, Attributes: attrs, Suppressions: s.hasher.Candidates(email)})
 	if err != nil {
 		return Recipient{}, fmt.Errorf("create recipient: %w", err)
 	}
@@ -171,6 +222,72 @@ func (s *Service) UpdateStatus(ctx context.Context, t tenancy.Tenant, id uuid.UU
 		return Recipient{}, fmt.Errorf("update recipient status: %w", err)
 	}
 	return r, nil
+}
+
+// Update applies ch to a recipient: attributes merged (checked against the workspace's custom
+// fields), and an explicit status change when ch.Status is set.
+func (s *Service) Update(ctx context.Context, t tenancy.Tenant, id uuid.UUID, ch Change) (Recipient, error) {
+	if ch.Attributes == nil && ch.Status == "" {
+		return Recipient{}, fmt.Errorf("update recipient: %w", invalid("request", "set attributes or status"))
+	}
+	sc := StatusChange{Status: ch.Status, Reason: ch.StatusReason}
+	if ch.Status != "" {
+		if err := sc.validate(); err != nil {
+			return Recipient{}, fmt.Errorf("update recipient: %w", err)
+		}
+	} else if ch.StatusReason != "" {
+		return Recipient{}, fmt.Errorf("update recipient: %w", invalid("status_reason", "is set only with status"))
+	}
+	var defs fields.Definitions
+	if ch.Attributes != nil {
+		if err := validateAttributes(ch.Attributes); err != nil {
+			return Recipient{}, fmt.Errorf("update recipient: %w", err)
+		}
+		var err error
+		if defs, err = s.definitions(ctx, t); err != nil {
+			return Recipient{}, fmt.Errorf("update recipient: %w", err)
+		}
+	}
+	now := s.now()
+	r, err := s.store.Update(ctx, t, id, func(cur Recipient) (Recipient, bool, error) {
+		next := cur
+		if ch.Attributes != nil {
+			attrs, err := defs.ValidatePatch(cur.Attributes, ch.Attributes)
+			if err != nil {
+				return cur, false, err
+			}
+			if err := validateAttributes(attrs); err != nil {
+				return cur, false, err
+			}
+			next.Attributes = attrs
+			next.UpdatedAt = now
+		}
+		if ch.Status != "" {
+			next, _ = Apply(next, sc, now)
+		}
+		return next, true, nil
+	})
+	if err != nil {
+		return Recipient{}, fmt.Errorf("update recipient: %w", err)
+	}
+	return r, nil
+}
+
+// Delete removes a recipient; the address may be added again.
+func (s *Service) Delete(ctx context.Context, t tenancy.Tenant, id uuid.UUID) error {
+	if err := s.store.Delete(ctx, t, id); err != nil {
+		return fmt.Errorf("delete recipient: %w", err)
+	}
+	return nil
+}
+
+// Erase removes a recipient and its attributes for good and keeps only the keyed hash of its
+// address, so that the domain refuses the address from then on.
+func (s *Service) Erase(ctx context.Context, t tenancy.Tenant, id uuid.UUID) error {
+	if err := s.store.Erase(ctx, t, id, s.hasher.Hash); err != nil {
+		return fmt.Errorf("erase recipient: %w", err)
+	}
+	return nil
 }
 
 func (ch StatusChange) validate() error {

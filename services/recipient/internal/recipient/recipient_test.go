@@ -8,11 +8,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/tenancy"
+	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/heraldmail/herald/services/recipient/internal/fields"
 	"github.com/heraldmail/herald/services/recipient/internal/recipient"
 	"github.com/heraldmail/herald/services/recipient/internal/store"
 )
@@ -24,16 +28,37 @@ func TestMain(m *testing.M) {
 // bundle is what setup wires around the Service under test.
 type bundle struct {
 	store  *store.Store
+	fields *fields.Service
+	pool   *pgxpool.Pool
 	tenant tenancy.Tenant
 	now    time.Time
 }
 
+// testHashKey keys the erasure hashes of the tests (not a production secret).
+var testHashKey = strings.Repeat("k", recipient.MinHashKeyLength)
+
 func setup(t *testing.T) (*recipient.Service, bundle) {
 	t.Helper()
-	st := store.New(pgtest.Pool(t))
+	pool := pgtest.PoolAs(t, migrations.RoleRecipient)
+	inserter, err := jobs.NewInserter(pool)
+	require.NoError(t, err)
+	st := store.New(pool, inserter)
+	hasher, err := recipient.NewEmailHasher(testHashKey)
+	require.NoError(t, err)
 	// PostgreSQL keeps microseconds.
 	now := time.Date(2030, 5, 17, 9, 30, 0, 123456000, time.UTC)
-	return recipient.NewService(st, func() time.Time { return now }), bundle{store: st, tenant: newTenant(), now: now}
+	clock := func() time.Time { return now }
+	fs := store.NewFields(pool)
+	return recipient.NewService(st, fs, hasher, clock), bundle{store: st, fields: fields.NewService(fs, clock), pool: pool, tenant: newTenant(), now: now}
+}
+
+// define adds field definitions to tn's workspace.
+func define(t *testing.T, b bundle, tn tenancy.Tenant, defs ...fields.NewDefinition) {
+	t.Helper()
+	for _, d := range defs {
+		_, err := b.fields.Create(context.Background(), fields.Workspace{CompanyID: tn.CompanyID, WorkspaceID: tn.WorkspaceID}, d)
+		require.NoError(t, err)
+	}
 }
 
 func newTenant() tenancy.Tenant {
@@ -148,10 +173,14 @@ func TestService_Create(t *testing.T) {
 	t.Parallel()
 	svc, b := setup(t)
 	ctx := context.Background()
+	define(t, b, b.tenant,
+		fields.NewDefinition{Key: "first_name", Type: fields.TypeText},
+		fields.NewDefinition{Key: "score", Type: fields.TypeNumber},
+		fields.NewDefinition{Key: "navy", Type: fields.TypeBoolean})
 
 	r, err := svc.Create(ctx, b.tenant, recipient.NewRecipient{
 		Email:      "  Grace.Hopper@Example.com\t",
-		Attributes: map[string]any{"first_name": "Grace", "score": 42.0, "tags": []any{"navy"}},
+		Attributes: map[string]any{"first_name": "Grace", "score": 42.0, "navy": true},
 	})
 	require.NoError(t, err)
 	require.NotEqual(t, uuid.Nil, r.ID)
@@ -161,7 +190,7 @@ func TestService_Create(t *testing.T) {
 	require.Empty(t, r.StatusReason)
 	require.True(t, r.StatusChangedAt.IsZero())
 	require.Equal(t, uuid.Nil, r.LastEventID)
-	require.Equal(t, map[string]any{"first_name": "Grace", "score": 42.0, "tags": []any{"navy"}}, r.Attributes)
+	require.Equal(t, map[string]any{"first_name": "Grace", "score": 42.0, "navy": true}, r.Attributes)
 	require.False(t, r.CreatedAt.IsZero())
 
 	got, err := svc.Get(ctx, b.tenant, r.ID)
@@ -196,13 +225,13 @@ func TestService_Create(t *testing.T) {
 
 	t.Run("NUL in attributes", func(t *testing.T) {
 		t.Parallel()
-		_, err := svc.Create(ctx, b.tenant, recipient.NewRecipient{Email: "nul@example.com", Attributes: map[string]any{"a": []any{"x\x00y"}}})
+		_, err := svc.Create(ctx, b.tenant, recipient.NewRecipient{Email: "nul@example.com", Attributes: map[string]any{"first_name": "x\x00y"}})
 		requireInvalid(t, err, "attributes")
 	})
 
 	t.Run("attributes too large", func(t *testing.T) {
 		t.Parallel()
-		_, err := svc.Create(ctx, b.tenant, recipient.NewRecipient{Email: "big@example.com", Attributes: map[string]any{"a": strings.Repeat("x", recipient.MaxAttributesSize)}})
+		_, err := svc.Create(ctx, b.tenant, recipient.NewRecipient{Email: "big@example.com", Attributes: map[string]any{"first_name": strings.Repeat("x", recipient.MaxAttributesSize)}})
 		requireInvalid(t, err, "attributes")
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
@@ -32,7 +33,9 @@ type bundle struct {
 func setup(t *testing.T) (*store.Store, bundle) {
 	t.Helper()
 	pool := pgtest.PoolAs(t, migrations.RoleRecipient)
-	return store.New(pool), bundle{
+	inserter, err := jobs.NewInserter(pool)
+	require.NoError(t, err)
+	return store.New(pool, inserter), bundle{
 		pool:   pool,
 		tenant: tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()},
 	}

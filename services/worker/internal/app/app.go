@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/heraldmail/herald/libs/backfill"
 	"github.com/heraldmail/herald/libs/config"
@@ -17,6 +18,9 @@ import (
 	"github.com/heraldmail/herald/libs/tenancy"
 	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
 	"github.com/heraldmail/herald/services/worker/internal/backfills"
+	"github.com/heraldmail/herald/services/worker/internal/bulk"
+	"github.com/heraldmail/herald/services/worker/internal/eventstorage"
+	"github.com/heraldmail/herald/services/worker/internal/imports"
 	"github.com/heraldmail/herald/services/worker/internal/jobstats"
 	"github.com/heraldmail/herald/services/worker/internal/recipientstatus"
 	"github.com/heraldmail/herald/services/worker/internal/runner"
@@ -60,7 +64,29 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	)); err != nil {
 		return fmt.Errorf("register recipient status worker: %w", err)
 	}
-	registered := backfills.Registered()
+	importWorker, err := imports.NewWorker(
+		recipientv1.NewImportServiceClient(recipientConn), tenancy.NewSigner(cfg.JWTSecret), p.Log.Named("import"),
+		imports.Options{BatchSize: cfg.ImportBatchSize, AttemptDuration: cfg.ImportAttemptDuration, Registry: p.Registry},
+	)
+	if err != nil {
+		return err
+	}
+	if err := river.AddWorkerSafely(workers, importWorker); err != nil {
+		return fmt.Errorf("register import worker: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, bulk.NewWorker(
+		recipientv1.NewRecipientServiceClient(recipientConn), tenancy.NewSigner(cfg.JWTSecret), p.Log.Named("bulk"), bulk.Options{},
+	)); err != nil {
+		return fmt.Errorf("register bulk operation worker: %w", err)
+	}
+	eventMetrics, err := eventstorage.NewMetrics(p.Registry)
+	if err != nil {
+		return err
+	}
+	if err := eventstorage.New(p.Pool, time.Now, eventMetrics, p.Log.Named("eventstorage")).Register(workers); err != nil {
+		return fmt.Errorf("register event storage workers: %w", err)
+	}
+	registered := backfills.Registered(p.Pool)
 	backfillWorker, err := backfill.NewWorker(p.Pool, registered, p.Log.Named("backfill"), backfill.Options{})
 	if err != nil {
 		return fmt.Errorf("backfill worker: %w", err)
@@ -68,7 +94,11 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err := river.AddWorkerSafely(workers, backfillWorker); err != nil {
 		return fmt.Errorf("register backfill worker: %w", err)
 	}
-	client, err := runner.NewClient(p.Pool, workers, p.Log)
+	client, err := runner.NewClient(p.Pool, workers, p.Log, func(c *river.Config) {
+		c.PeriodicJobs = append(c.PeriodicJobs, eventstorage.PeriodicJobs()...)
+	}, func(c *river.Config) {
+		c.RescueStuckJobsAfter = cfg.JobRescueAfter
+	})
 	if err != nil {
 		return err
 	}

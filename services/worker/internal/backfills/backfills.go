@@ -25,6 +25,7 @@ import (
 
 	"github.com/heraldmail/herald/libs/backfill"
 	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/heraldmail/herald/services/worker/internal/eventbackfill"
 )
 
 // Path is where the admin routes live.
@@ -35,9 +36,13 @@ const QueryTimeout = 5 * time.Second
 
 // Registered returns the backfills this worker runs, by name (see backfill.ValidName). Add a
 // backfill here in the release that starts writing the column it fills (the expand step of
-// docs/migrations.md), and remove it in the contract step, once it is done everywhere.
-func Registered() map[string]backfill.Backfill {
-	return map[string]backfill.Backfill{}
+// docs/migrations.md), and remove it in the contract step, once it is done everywhere. pool is
+// the worker's, for the backfills that need work outside their batch's transaction.
+func Registered(pool *pgxpool.Pool) map[string]backfill.Backfill {
+	return map[string]backfill.Backfill{
+		// Legacy events into the time-partitioned table (flag events_partitioned_storage).
+		eventbackfill.Name: eventbackfill.New(pool, time.Now),
+	}
 }
 
 // Inserter enqueues jobs: the worker's River client.

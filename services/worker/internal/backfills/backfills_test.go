@@ -187,7 +187,7 @@ func TestStartRefuses(t *testing.T) {
 
 func TestRegisteredNamesAreValid(t *testing.T) {
 	t.Parallel()
-	for name := range backfills.Registered() {
+	for name := range backfills.Registered(nil) {
 		require.True(t, backfill.ValidName(name), name)
 	}
 }

@@ -34,13 +34,14 @@ const (
 	StartRetryInterval = 5 * time.Second
 )
 
-// NewClient returns a client on pool that works every queue of jobs.Queues with workers.
-func NewClient(pool *pgxpool.Pool, workers *river.Workers, log *zap.Logger) (*Client, error) {
+// NewClient returns a client on pool that works every queue of jobs.Queues with workers;
+// configure, when given, adjusts River's configuration (e.g. RescueStuckJobsAfter).
+func NewClient(pool *pgxpool.Pool, workers *river.Workers, log *zap.Logger, configure ...func(*river.Config)) (*Client, error) {
 	queues := make(map[string]river.QueueConfig, len(jobs.Queues))
 	for name, n := range jobs.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: n}
 	}
-	c, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+	cfg := &river.Config{
 		Schema:  jobs.Schema,
 		Queues:  queues,
 		Workers: workers,
@@ -48,7 +49,11 @@ func NewClient(pool *pgxpool.Pool, workers *river.Workers, log *zap.Logger) (*Cl
 		// REINDEX ... CONCURRENTLY needs the index's owner, and the worker's role owns
 		// nothing: River's indexes are maintained by the migrating role's schedule instead.
 		ReindexerIndexNames: []string{},
-	})
+	}
+	for _, f := range configure {
+		f(cfg)
+	}
+	c, err := river.NewClient(riverpgxv5.New(pool), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create river client: %w", err)
 	}

@@ -452,6 +452,146 @@ func (x *StreamEventsResponse) GetDuplicates() int32 {
 	return 0
 }
 
+// IngestEventStreamRequest is one chunk of a stream of EventsIngestService.IngestEventStream.
+type IngestEventStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence number of the chunk, chosen by the client and echoed in its acknowledgement; must
+	// be greater than the previous chunk's (1, 2, 3, ... is the simplest choice).
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,2,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain every event of the chunk belongs to (UUID).
+	DomainId string `protobuf:"bytes,3,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// The events to store, at most 1000.
+	Events        []*Event `protobuf:"bytes,4,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestEventStreamRequest) Reset() {
+	*x = IngestEventStreamRequest{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestEventStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestEventStreamRequest) ProtoMessage() {}
+
+func (x *IngestEventStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestEventStreamRequest.ProtoReflect.Descriptor instead.
+func (*IngestEventStreamRequest) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *IngestEventStreamRequest) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *IngestEventStreamRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *IngestEventStreamRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *IngestEventStreamRequest) GetEvents() []*Event {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+// IngestEventStreamResponse acknowledges one chunk of EventsIngestService.IngestEventStream:
+// every event of the chunk is stored.
+type IngestEventStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sequence number of the acknowledged chunk.
+	Seq uint64 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Number of events of the chunk stored by it.
+	Accepted int32 `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	// Number of events of the chunk skipped because their id had been ingested before (by an
+	// earlier chunk, call or attempt, or earlier in the same chunk).
+	Duplicates    int32 `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestEventStreamResponse) Reset() {
+	*x = IngestEventStreamResponse{}
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestEventStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestEventStreamResponse) ProtoMessage() {}
+
+func (x *IngestEventStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_events_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestEventStreamResponse.ProtoReflect.Descriptor instead.
+func (*IngestEventStreamResponse) Descriptor() ([]byte, []int) {
+	return file_herald_events_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *IngestEventStreamResponse) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *IngestEventStreamResponse) GetAccepted() int32 {
+	if x != nil {
+		return x.Accepted
+	}
+	return 0
+}
+
+func (x *IngestEventStreamResponse) GetDuplicates() int32 {
+	if x != nil {
+		return x.Duplicates
+	}
+	return 0
+}
+
 var File_herald_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_herald_events_v1_events_proto_rawDesc = "" +
@@ -487,6 +627,17 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\baccepted\x18\x01 \x01(\x05R\baccepted\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x02 \x01(\x05R\n" +
+	"duplicates\"\x9d\x01\n" +
+	"\x18IngestEventStreamRequest\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12!\n" +
+	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x03 \x01(\tR\bdomainId\x12/\n" +
+	"\x06events\x18\x04 \x03(\v2\x17.herald.events.v1.EventR\x06events\"i\n" +
+	"\x19IngestEventStreamResponse\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
+	"\baccepted\x18\x02 \x01(\x05R\baccepted\x12\x1e\n" +
+	"\n" +
+	"duplicates\x18\x03 \x01(\x05R\n" +
 	"duplicates*\xce\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
@@ -496,10 +647,11 @@ const file_herald_events_v1_events_proto_rawDesc = "" +
 	"\x10EVENT_TYPE_CLICK\x10\x04\x12\x15\n" +
 	"\x11EVENT_TYPE_BOUNCE\x10\x05\x12\x18\n" +
 	"\x14EVENT_TYPE_COMPLAINT\x10\x06\x12\x1a\n" +
-	"\x16EVENT_TYPE_UNSUBSCRIBE\x10\a2\xa1\x02\n" +
+	"\x16EVENT_TYPE_UNSUBSCRIBE\x10\a2\x93\x03\n" +
 	"\x13EventsIngestService\x12\xa8\x01\n" +
 	"\fIngestEvents\x12%.herald.events.v1.IngestEventsRequest\x1a&.herald.events.v1.IngestEventsResponse\"I\x82\xd3\xe4\x93\x02C:\x01*\">/v1/workspaces/{workspace_id}/domains/{domain_id}/events:batch\x12_\n" +
-	"\fStreamEvents\x12%.herald.events.v1.StreamEventsRequest\x1a&.herald.events.v1.StreamEventsResponse(\x01B\xca\x01\n" +
+	"\fStreamEvents\x12%.herald.events.v1.StreamEventsRequest\x1a&.herald.events.v1.StreamEventsResponse(\x01\x12p\n" +
+	"\x11IngestEventStream\x12*.herald.events.v1.IngestEventStreamRequest\x1a+.herald.events.v1.IngestEventStreamResponse(\x010\x01B\xca\x01\n" +
 	"\x14com.herald.events.v1B\vEventsProtoP\x01ZCgithub.com/heraldmail/herald/proto/gen/go/herald/events/v1;eventsv1\xa2\x02\x03HEX\xaa\x02\x10Herald.Events.V1\xca\x02\x10Herald\\Events\\V1\xe2\x02\x1cHerald\\Events\\V1\\GPBMetadata\xea\x02\x12Herald::Events::V1b\x06proto3"
 
 var (
@@ -515,30 +667,35 @@ func file_herald_events_v1_events_proto_rawDescGZIP() []byte {
 }
 
 var file_herald_events_v1_events_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_herald_events_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_herald_events_v1_events_proto_goTypes = []any{
-	(EventType)(0),                // 0: herald.events.v1.EventType
-	(*Event)(nil),                 // 1: herald.events.v1.Event
-	(*IngestEventsRequest)(nil),   // 2: herald.events.v1.IngestEventsRequest
-	(*IngestEventsResponse)(nil),  // 3: herald.events.v1.IngestEventsResponse
-	(*StreamEventsRequest)(nil),   // 4: herald.events.v1.StreamEventsRequest
-	(*StreamEventsResponse)(nil),  // 5: herald.events.v1.StreamEventsResponse
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(EventType)(0),                    // 0: herald.events.v1.EventType
+	(*Event)(nil),                     // 1: herald.events.v1.Event
+	(*IngestEventsRequest)(nil),       // 2: herald.events.v1.IngestEventsRequest
+	(*IngestEventsResponse)(nil),      // 3: herald.events.v1.IngestEventsResponse
+	(*StreamEventsRequest)(nil),       // 4: herald.events.v1.StreamEventsRequest
+	(*StreamEventsResponse)(nil),      // 5: herald.events.v1.StreamEventsResponse
+	(*IngestEventStreamRequest)(nil),  // 6: herald.events.v1.IngestEventStreamRequest
+	(*IngestEventStreamResponse)(nil), // 7: herald.events.v1.IngestEventStreamResponse
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
 }
 var file_herald_events_v1_events_proto_depIdxs = []int32{
 	0, // 0: herald.events.v1.Event.type:type_name -> herald.events.v1.EventType
-	6, // 1: herald.events.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
+	8, // 1: herald.events.v1.Event.occur_time:type_name -> google.protobuf.Timestamp
 	1, // 2: herald.events.v1.IngestEventsRequest.events:type_name -> herald.events.v1.Event
 	1, // 3: herald.events.v1.StreamEventsRequest.events:type_name -> herald.events.v1.Event
-	2, // 4: herald.events.v1.EventsIngestService.IngestEvents:input_type -> herald.events.v1.IngestEventsRequest
-	4, // 5: herald.events.v1.EventsIngestService.StreamEvents:input_type -> herald.events.v1.StreamEventsRequest
-	3, // 6: herald.events.v1.EventsIngestService.IngestEvents:output_type -> herald.events.v1.IngestEventsResponse
-	5, // 7: herald.events.v1.EventsIngestService.StreamEvents:output_type -> herald.events.v1.StreamEventsResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	1, // 4: herald.events.v1.IngestEventStreamRequest.events:type_name -> herald.events.v1.Event
+	2, // 5: herald.events.v1.EventsIngestService.IngestEvents:input_type -> herald.events.v1.IngestEventsRequest
+	4, // 6: herald.events.v1.EventsIngestService.StreamEvents:input_type -> herald.events.v1.StreamEventsRequest
+	6, // 7: herald.events.v1.EventsIngestService.IngestEventStream:input_type -> herald.events.v1.IngestEventStreamRequest
+	3, // 8: herald.events.v1.EventsIngestService.IngestEvents:output_type -> herald.events.v1.IngestEventsResponse
+	5, // 9: herald.events.v1.EventsIngestService.StreamEvents:output_type -> herald.events.v1.StreamEventsResponse
+	7, // 10: herald.events.v1.EventsIngestService.IngestEventStream:output_type -> herald.events.v1.IngestEventStreamResponse
+	8, // [8:11] is the sub-list for method output_type
+	5, // [5:8] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_herald_events_v1_events_proto_init() }
@@ -552,7 +709,7 @@ func file_herald_events_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_events_v1_events_proto_rawDesc), len(file_herald_events_v1_events_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

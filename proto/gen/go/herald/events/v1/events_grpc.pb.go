@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EventsIngestService_IngestEvents_FullMethodName = "/herald.events.v1.EventsIngestService/IngestEvents"
-	EventsIngestService_StreamEvents_FullMethodName = "/herald.events.v1.EventsIngestService/StreamEvents"
+	EventsIngestService_IngestEvents_FullMethodName      = "/herald.events.v1.EventsIngestService/IngestEvents"
+	EventsIngestService_StreamEvents_FullMethodName      = "/herald.events.v1.EventsIngestService/StreamEvents"
+	EventsIngestService_IngestEventStream_FullMethodName = "/herald.events.v1.EventsIngestService/IngestEventStream"
 )
 
 // EventsIngestServiceClient is the client API for EventsIngestService service.
@@ -33,8 +34,20 @@ type EventsIngestServiceClient interface {
 	// IngestEvents stores a batch of events of one domain.
 	IngestEvents(ctx context.Context, in *IngestEventsRequest, opts ...grpc.CallOption) (*IngestEventsResponse, error)
 	// StreamEvents stores the events of a stream of batches and answers once the client closes
-	// its side, with the totals of the whole stream.
+	// its side, with the totals of the whole stream. A client that loses the stream cannot tell
+	// which batches were stored and resends all of them; IngestEventStream acknowledges each.
 	StreamEvents(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[StreamEventsRequest, StreamEventsResponse], error)
+	// IngestEventStream stores a stream of chunks and acknowledges every chunk, in the order the
+	// chunks were sent, once all of its events are durably stored (the transactions holding them
+	// committed). A client that loses the stream resends exactly the chunks it holds no
+	// acknowledgement for; events are deduplicated by id, so a chunk stored twice counts once.
+	//
+	// The stream ends with an error status when a chunk is invalid (INVALID_ARGUMENT, naming the
+	// chunk as "message <seq>"), when the service's write buffer is full (RESOURCE_EXHAUSTED with
+	// a google.rpc.RetryInfo detail: resend the unacknowledged chunks after that delay), when a
+	// write failed or the service shuts down (UNAVAILABLE: resend the unacknowledged chunks).
+	// Every chunk before the failing one that was stored is acknowledged before the status.
+	IngestEventStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[IngestEventStreamRequest, IngestEventStreamResponse], error)
 }
 
 type eventsIngestServiceClient struct {
@@ -68,6 +81,19 @@ func (c *eventsIngestServiceClient) StreamEvents(ctx context.Context, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventsIngestService_StreamEventsClient = grpc.ClientStreamingClient[StreamEventsRequest, StreamEventsResponse]
 
+func (c *eventsIngestServiceClient) IngestEventStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[IngestEventStreamRequest, IngestEventStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EventsIngestService_ServiceDesc.Streams[1], EventsIngestService_IngestEventStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[IngestEventStreamRequest, IngestEventStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventsIngestService_IngestEventStreamClient = grpc.BidiStreamingClient[IngestEventStreamRequest, IngestEventStreamResponse]
+
 // EventsIngestServiceServer is the server API for EventsIngestService service.
 // All implementations must embed UnimplementedEventsIngestServiceServer
 // for forward compatibility.
@@ -78,8 +104,20 @@ type EventsIngestServiceServer interface {
 	// IngestEvents stores a batch of events of one domain.
 	IngestEvents(context.Context, *IngestEventsRequest) (*IngestEventsResponse, error)
 	// StreamEvents stores the events of a stream of batches and answers once the client closes
-	// its side, with the totals of the whole stream.
+	// its side, with the totals of the whole stream. A client that loses the stream cannot tell
+	// which batches were stored and resends all of them; IngestEventStream acknowledges each.
 	StreamEvents(grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]) error
+	// IngestEventStream stores a stream of chunks and acknowledges every chunk, in the order the
+	// chunks were sent, once all of its events are durably stored (the transactions holding them
+	// committed). A client that loses the stream resends exactly the chunks it holds no
+	// acknowledgement for; events are deduplicated by id, so a chunk stored twice counts once.
+	//
+	// The stream ends with an error status when a chunk is invalid (INVALID_ARGUMENT, naming the
+	// chunk as "message <seq>"), when the service's write buffer is full (RESOURCE_EXHAUSTED with
+	// a google.rpc.RetryInfo detail: resend the unacknowledged chunks after that delay), when a
+	// write failed or the service shuts down (UNAVAILABLE: resend the unacknowledged chunks).
+	// Every chunk before the failing one that was stored is acknowledged before the status.
+	IngestEventStream(grpc.BidiStreamingServer[IngestEventStreamRequest, IngestEventStreamResponse]) error
 	mustEmbedUnimplementedEventsIngestServiceServer()
 }
 
@@ -95,6 +133,9 @@ func (UnimplementedEventsIngestServiceServer) IngestEvents(context.Context, *Ing
 }
 func (UnimplementedEventsIngestServiceServer) StreamEvents(grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]) error {
 	return status.Error(codes.Unimplemented, "method StreamEvents not implemented")
+}
+func (UnimplementedEventsIngestServiceServer) IngestEventStream(grpc.BidiStreamingServer[IngestEventStreamRequest, IngestEventStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method IngestEventStream not implemented")
 }
 func (UnimplementedEventsIngestServiceServer) mustEmbedUnimplementedEventsIngestServiceServer() {}
 func (UnimplementedEventsIngestServiceServer) testEmbeddedByValue()                             {}
@@ -142,6 +183,13 @@ func _EventsIngestService_StreamEvents_Handler(srv interface{}, stream grpc.Serv
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EventsIngestService_StreamEventsServer = grpc.ClientStreamingServer[StreamEventsRequest, StreamEventsResponse]
 
+func _EventsIngestService_IngestEventStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EventsIngestServiceServer).IngestEventStream(&grpc.GenericServerStream[IngestEventStreamRequest, IngestEventStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EventsIngestService_IngestEventStreamServer = grpc.BidiStreamingServer[IngestEventStreamRequest, IngestEventStreamResponse]
+
 // EventsIngestService_ServiceDesc is the grpc.ServiceDesc for EventsIngestService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -158,6 +206,12 @@ var EventsIngestService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "StreamEvents",
 			Handler:       _EventsIngestService_StreamEvents_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "IngestEventStream",
+			Handler:       _EventsIngestService_IngestEventStream_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

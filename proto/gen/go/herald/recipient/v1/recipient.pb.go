@@ -10,6 +10,7 @@ import (
 	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -83,6 +84,189 @@ func (x RecipientStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use RecipientStatus.Descriptor instead.
 func (RecipientStatus) EnumDescriptor() ([]byte, []int) {
 	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{0}
+}
+
+// FieldType is the kind of value a custom field holds.
+type FieldType int32
+
+const (
+	// Never stored.
+	FieldType_FIELD_TYPE_UNSPECIFIED FieldType = 0
+	// A string of at most 2000 characters.
+	FieldType_FIELD_TYPE_TEXT FieldType = 1
+	// A finite number.
+	FieldType_FIELD_TYPE_NUMBER FieldType = 2
+	// true or false.
+	FieldType_FIELD_TYPE_BOOLEAN FieldType = 3
+	// A calendar day written YYYY-MM-DD.
+	FieldType_FIELD_TYPE_DATE FieldType = 4
+	// One of the field's options.
+	FieldType_FIELD_TYPE_ENUM FieldType = 5
+)
+
+// Enum value maps for FieldType.
+var (
+	FieldType_name = map[int32]string{
+		0: "FIELD_TYPE_UNSPECIFIED",
+		1: "FIELD_TYPE_TEXT",
+		2: "FIELD_TYPE_NUMBER",
+		3: "FIELD_TYPE_BOOLEAN",
+		4: "FIELD_TYPE_DATE",
+		5: "FIELD_TYPE_ENUM",
+	}
+	FieldType_value = map[string]int32{
+		"FIELD_TYPE_UNSPECIFIED": 0,
+		"FIELD_TYPE_TEXT":        1,
+		"FIELD_TYPE_NUMBER":      2,
+		"FIELD_TYPE_BOOLEAN":     3,
+		"FIELD_TYPE_DATE":        4,
+		"FIELD_TYPE_ENUM":        5,
+	}
+)
+
+func (x FieldType) Enum() *FieldType {
+	p := new(FieldType)
+	*p = x
+	return p
+}
+
+func (x FieldType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FieldType) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_recipient_v1_recipient_proto_enumTypes[1].Descriptor()
+}
+
+func (FieldType) Type() protoreflect.EnumType {
+	return &file_herald_recipient_v1_recipient_proto_enumTypes[1]
+}
+
+func (x FieldType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FieldType.Descriptor instead.
+func (FieldType) EnumDescriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{1}
+}
+
+// BulkAction is what a bulk operation does to each recipient it matches.
+type BulkAction int32
+
+const (
+	// Never stored.
+	BulkAction_BULK_ACTION_UNSPECIFIED BulkAction = 0
+	// Set status (and status_reason), as an explicit change.
+	BulkAction_BULK_ACTION_UPDATE_STATUS BulkAction = 1
+	// Merge attributes into each recipient's (a null value removes the key).
+	BulkAction_BULK_ACTION_UPDATE_ATTRIBUTES BulkAction = 2
+	// Delete the recipients.
+	BulkAction_BULK_ACTION_DELETE BulkAction = 3
+)
+
+// Enum value maps for BulkAction.
+var (
+	BulkAction_name = map[int32]string{
+		0: "BULK_ACTION_UNSPECIFIED",
+		1: "BULK_ACTION_UPDATE_STATUS",
+		2: "BULK_ACTION_UPDATE_ATTRIBUTES",
+		3: "BULK_ACTION_DELETE",
+	}
+	BulkAction_value = map[string]int32{
+		"BULK_ACTION_UNSPECIFIED":       0,
+		"BULK_ACTION_UPDATE_STATUS":     1,
+		"BULK_ACTION_UPDATE_ATTRIBUTES": 2,
+		"BULK_ACTION_DELETE":            3,
+	}
+)
+
+func (x BulkAction) Enum() *BulkAction {
+	p := new(BulkAction)
+	*p = x
+	return p
+}
+
+func (x BulkAction) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BulkAction) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_recipient_v1_recipient_proto_enumTypes[2].Descriptor()
+}
+
+func (BulkAction) Type() protoreflect.EnumType {
+	return &file_herald_recipient_v1_recipient_proto_enumTypes[2]
+}
+
+func (x BulkAction) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BulkAction.Descriptor instead.
+func (BulkAction) EnumDescriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{2}
+}
+
+// BulkOperationState is where a bulk operation is in its life.
+type BulkOperationState int32
+
+const (
+	// Never stored.
+	BulkOperationState_BULK_OPERATION_STATE_UNSPECIFIED BulkOperationState = 0
+	// Waiting for the worker.
+	BulkOperationState_BULK_OPERATION_STATE_PENDING BulkOperationState = 1
+	// Batches are being applied.
+	BulkOperationState_BULK_OPERATION_STATE_RUNNING BulkOperationState = 2
+	// Every matching recipient was changed.
+	BulkOperationState_BULK_OPERATION_STATE_SUCCEEDED BulkOperationState = 3
+	// Stopped; error says why. Batches applied before stay.
+	BulkOperationState_BULK_OPERATION_STATE_FAILED BulkOperationState = 4
+)
+
+// Enum value maps for BulkOperationState.
+var (
+	BulkOperationState_name = map[int32]string{
+		0: "BULK_OPERATION_STATE_UNSPECIFIED",
+		1: "BULK_OPERATION_STATE_PENDING",
+		2: "BULK_OPERATION_STATE_RUNNING",
+		3: "BULK_OPERATION_STATE_SUCCEEDED",
+		4: "BULK_OPERATION_STATE_FAILED",
+	}
+	BulkOperationState_value = map[string]int32{
+		"BULK_OPERATION_STATE_UNSPECIFIED": 0,
+		"BULK_OPERATION_STATE_PENDING":     1,
+		"BULK_OPERATION_STATE_RUNNING":     2,
+		"BULK_OPERATION_STATE_SUCCEEDED":   3,
+		"BULK_OPERATION_STATE_FAILED":      4,
+	}
+)
+
+func (x BulkOperationState) Enum() *BulkOperationState {
+	p := new(BulkOperationState)
+	*p = x
+	return p
+}
+
+func (x BulkOperationState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BulkOperationState) Descriptor() protoreflect.EnumDescriptor {
+	return file_herald_recipient_v1_recipient_proto_enumTypes[3].Descriptor()
+}
+
+func (BulkOperationState) Type() protoreflect.EnumType {
+	return &file_herald_recipient_v1_recipient_proto_enumTypes[3]
+}
+
+func (x BulkOperationState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BulkOperationState.Descriptor instead.
+func (BulkOperationState) EnumDescriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{3}
 }
 
 // Recipient is an email address that campaigns of a domain are sent to.
@@ -579,11 +763,1880 @@ func (x *UpdateRecipientStatusResponse) GetRecipient() *Recipient {
 	return nil
 }
 
+// UpdateRecipientRequest is the input of RecipientService.UpdateRecipient.
+type UpdateRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Id of the recipient (UUID).
+	RecipientId string `protobuf:"bytes,3,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	// Attributes to merge into the stored ones; a null value removes the key. Absent: unchanged.
+	Attributes *structpb.Struct `protobuf:"bytes,4,opt,name=attributes,proto3" json:"attributes,omitempty"`
+	// The new status; RECIPIENT_STATUS_UNSPECIFIED leaves it unchanged. An explicit change: it
+	// may move a bounced or complained recipient back to subscribed.
+	Status RecipientStatus `protobuf:"varint,5,opt,name=status,proto3,enum=herald.recipient.v1.RecipientStatus" json:"status,omitempty"`
+	// Why the status changes; only with status.
+	StatusReason  string `protobuf:"bytes,6,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRecipientRequest) Reset() {
+	*x = UpdateRecipientRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRecipientRequest) ProtoMessage() {}
+
+func (x *UpdateRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRecipientRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UpdateRecipientRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *UpdateRecipientRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *UpdateRecipientRequest) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+func (x *UpdateRecipientRequest) GetAttributes() *structpb.Struct {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *UpdateRecipientRequest) GetStatus() RecipientStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RecipientStatus_RECIPIENT_STATUS_UNSPECIFIED
+}
+
+func (x *UpdateRecipientRequest) GetStatusReason() string {
+	if x != nil {
+		return x.StatusReason
+	}
+	return ""
+}
+
+// UpdateRecipientResponse is the output of RecipientService.UpdateRecipient.
+type UpdateRecipientResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The recipient after the change.
+	Recipient     *Recipient `protobuf:"bytes,1,opt,name=recipient,proto3" json:"recipient,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRecipientResponse) Reset() {
+	*x = UpdateRecipientResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRecipientResponse) ProtoMessage() {}
+
+func (x *UpdateRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRecipientResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateRecipientResponse) GetRecipient() *Recipient {
+	if x != nil {
+		return x.Recipient
+	}
+	return nil
+}
+
+// DeleteRecipientRequest is the input of RecipientService.DeleteRecipient.
+type DeleteRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Id of the recipient (UUID).
+	RecipientId   string `protobuf:"bytes,3,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecipientRequest) Reset() {
+	*x = DeleteRecipientRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecipientRequest) ProtoMessage() {}
+
+func (x *DeleteRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecipientRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteRecipientRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *DeleteRecipientRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *DeleteRecipientRequest) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+// DeleteRecipientResponse is the output of RecipientService.DeleteRecipient.
+type DeleteRecipientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRecipientResponse) Reset() {
+	*x = DeleteRecipientResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRecipientResponse) ProtoMessage() {}
+
+func (x *DeleteRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRecipientResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{10}
+}
+
+// EraseRecipientRequest is the input of RecipientService.EraseRecipient.
+type EraseRecipientRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Id of the recipient (UUID).
+	RecipientId   string `protobuf:"bytes,3,opt,name=recipient_id,json=recipientId,proto3" json:"recipient_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseRecipientRequest) Reset() {
+	*x = EraseRecipientRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseRecipientRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseRecipientRequest) ProtoMessage() {}
+
+func (x *EraseRecipientRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseRecipientRequest.ProtoReflect.Descriptor instead.
+func (*EraseRecipientRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EraseRecipientRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *EraseRecipientRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *EraseRecipientRequest) GetRecipientId() string {
+	if x != nil {
+		return x.RecipientId
+	}
+	return ""
+}
+
+// EraseRecipientResponse is the output of RecipientService.EraseRecipient.
+type EraseRecipientResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EraseRecipientResponse) Reset() {
+	*x = EraseRecipientResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EraseRecipientResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EraseRecipientResponse) ProtoMessage() {}
+
+func (x *EraseRecipientResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EraseRecipientResponse.ProtoReflect.Descriptor instead.
+func (*EraseRecipientResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{12}
+}
+
+// RecipientFilter selects recipients of a domain; every condition set must hold.
+type RecipientFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only recipients with this status; RECIPIENT_STATUS_UNSPECIFIED for any.
+	Status RecipientStatus `protobuf:"varint,1,opt,name=status,proto3,enum=herald.recipient.v1.RecipientStatus" json:"status,omitempty"`
+	// Only addresses that start with this text (compared lower-case).
+	EmailPrefix string `protobuf:"bytes,2,opt,name=email_prefix,json=emailPrefix,proto3" json:"email_prefix,omitempty"`
+	// Only recipients created at or after this time.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Only recipients created before this time.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	// Conditions on custom fields, each "<key><op><value>": op is = for every type, and >, >=,
+	// <, <= for number and date fields; the value is written as in a CSV file (e.g. plan=pro,
+	// score>=10, signup_date<2030-01-01, vip=true).
+	Attributes    []string `protobuf:"bytes,5,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecipientFilter) Reset() {
+	*x = RecipientFilter{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecipientFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecipientFilter) ProtoMessage() {}
+
+func (x *RecipientFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecipientFilter.ProtoReflect.Descriptor instead.
+func (*RecipientFilter) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RecipientFilter) GetStatus() RecipientStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RecipientStatus_RECIPIENT_STATUS_UNSPECIFIED
+}
+
+func (x *RecipientFilter) GetEmailPrefix() string {
+	if x != nil {
+		return x.EmailPrefix
+	}
+	return ""
+}
+
+func (x *RecipientFilter) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *RecipientFilter) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *RecipientFilter) GetAttributes() []string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// ListRecipientsRequest is the input of RecipientService.ListRecipients.
+type ListRecipientsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Most recipients per page, 1 to 1000; 0 means 100.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// next_page_token of the previous page, with the same filter; empty for the first page.
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Which recipients to list.
+	Filter        *RecipientFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRecipientsRequest) Reset() {
+	*x = ListRecipientsRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecipientsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecipientsRequest) ProtoMessage() {}
+
+func (x *ListRecipientsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecipientsRequest.ProtoReflect.Descriptor instead.
+func (*ListRecipientsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListRecipientsRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *ListRecipientsRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *ListRecipientsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListRecipientsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListRecipientsRequest) GetFilter() *RecipientFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// ListRecipientsResponse is the output of RecipientService.ListRecipients.
+type ListRecipientsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page, oldest first.
+	Recipients []*Recipient `protobuf:"bytes,1,rep,name=recipients,proto3" json:"recipients,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// How many recipients match the filter, over every page.
+	TotalSize int64 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
+	// Whether total_size is exact. Without a filter, or with a status filter only, it is exact
+	// (kept by counters). With other filters rows are counted up to a cap: past it, total_size is
+	// the cap and this is false, meaning "at least total_size".
+	TotalSizeExact bool `protobuf:"varint,4,opt,name=total_size_exact,json=totalSizeExact,proto3" json:"total_size_exact,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListRecipientsResponse) Reset() {
+	*x = ListRecipientsResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRecipientsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRecipientsResponse) ProtoMessage() {}
+
+func (x *ListRecipientsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRecipientsResponse.ProtoReflect.Descriptor instead.
+func (*ListRecipientsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ListRecipientsResponse) GetRecipients() []*Recipient {
+	if x != nil {
+		return x.Recipients
+	}
+	return nil
+}
+
+func (x *ListRecipientsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *ListRecipientsResponse) GetTotalSize() int64 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
+func (x *ListRecipientsResponse) GetTotalSizeExact() bool {
+	if x != nil {
+		return x.TotalSizeExact
+	}
+	return false
+}
+
+// FieldDefinition is a custom field of a workspace: an attribute its recipients may carry.
+type FieldDefinition struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// The attribute name: lower-case snake_case, at most 64 characters, unique in the workspace.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Name shown to people.
+	Label string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	// The type of its values.
+	Type FieldType `protobuf:"varint,4,opt,name=type,proto3,enum=herald.recipient.v1.FieldType" json:"type,omitempty"`
+	// Whether every recipient must have a value (the default fills in a missing one).
+	Required bool `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	// Value of a recipient that has none; absent when there is no default.
+	DefaultValue *structpb.Value `protobuf:"bytes,6,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// The values of an enum field.
+	Options []string `protobuf:"bytes,7,rep,name=options,proto3" json:"options,omitempty"`
+	// When the field was retired; absent while it accepts values.
+	RetireTime *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=retire_time,json=retireTime,proto3" json:"retire_time,omitempty"`
+	// When the field was created.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the field last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldDefinition) Reset() {
+	*x = FieldDefinition{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldDefinition) ProtoMessage() {}
+
+func (x *FieldDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldDefinition.ProtoReflect.Descriptor instead.
+func (*FieldDefinition) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FieldDefinition) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *FieldDefinition) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *FieldDefinition) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *FieldDefinition) GetType() FieldType {
+	if x != nil {
+		return x.Type
+	}
+	return FieldType_FIELD_TYPE_UNSPECIFIED
+}
+
+func (x *FieldDefinition) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *FieldDefinition) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *FieldDefinition) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *FieldDefinition) GetRetireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RetireTime
+	}
+	return nil
+}
+
+func (x *FieldDefinition) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *FieldDefinition) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+// CreateFieldDefinitionRequest is the input of RecipientService.CreateFieldDefinition.
+type CreateFieldDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// The attribute name: lower-case snake_case such as first_name, at most 64 characters.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Name shown to people; the key when empty.
+	Label string `protobuf:"bytes,3,opt,name=label,proto3" json:"label,omitempty"`
+	// The type of its values.
+	Type FieldType `protobuf:"varint,4,opt,name=type,proto3,enum=herald.recipient.v1.FieldType" json:"type,omitempty"`
+	// Whether every recipient must have a value.
+	Required bool `protobuf:"varint,5,opt,name=required,proto3" json:"required,omitempty"`
+	// Value of a recipient that has none, of the field's type; absent for none.
+	DefaultValue *structpb.Value `protobuf:"bytes,6,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// The values of an enum field (at least one, unique); empty for other types.
+	Options       []string `protobuf:"bytes,7,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFieldDefinitionRequest) Reset() {
+	*x = CreateFieldDefinitionRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFieldDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFieldDefinitionRequest) ProtoMessage() {}
+
+func (x *CreateFieldDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFieldDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*CreateFieldDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateFieldDefinitionRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *CreateFieldDefinitionRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *CreateFieldDefinitionRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *CreateFieldDefinitionRequest) GetType() FieldType {
+	if x != nil {
+		return x.Type
+	}
+	return FieldType_FIELD_TYPE_UNSPECIFIED
+}
+
+func (x *CreateFieldDefinitionRequest) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *CreateFieldDefinitionRequest) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *CreateFieldDefinitionRequest) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// CreateFieldDefinitionResponse is the output of RecipientService.CreateFieldDefinition.
+type CreateFieldDefinitionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The created field.
+	Field         *FieldDefinition `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateFieldDefinitionResponse) Reset() {
+	*x = CreateFieldDefinitionResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateFieldDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateFieldDefinitionResponse) ProtoMessage() {}
+
+func (x *CreateFieldDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateFieldDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*CreateFieldDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CreateFieldDefinitionResponse) GetField() *FieldDefinition {
+	if x != nil {
+		return x.Field
+	}
+	return nil
+}
+
+// ListFieldDefinitionsRequest is the input of RecipientService.ListFieldDefinitions.
+type ListFieldDefinitionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId   string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFieldDefinitionsRequest) Reset() {
+	*x = ListFieldDefinitionsRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFieldDefinitionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFieldDefinitionsRequest) ProtoMessage() {}
+
+func (x *ListFieldDefinitionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFieldDefinitionsRequest.ProtoReflect.Descriptor instead.
+func (*ListFieldDefinitionsRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListFieldDefinitionsRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+// ListFieldDefinitionsResponse is the output of RecipientService.ListFieldDefinitions.
+type ListFieldDefinitionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every field of the workspace, oldest first, retired ones included.
+	Fields        []*FieldDefinition `protobuf:"bytes,1,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListFieldDefinitionsResponse) Reset() {
+	*x = ListFieldDefinitionsResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListFieldDefinitionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListFieldDefinitionsResponse) ProtoMessage() {}
+
+func (x *ListFieldDefinitionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListFieldDefinitionsResponse.ProtoReflect.Descriptor instead.
+func (*ListFieldDefinitionsResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListFieldDefinitionsResponse) GetFields() []*FieldDefinition {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+// GetFieldDefinitionRequest is the input of RecipientService.GetFieldDefinition.
+type GetFieldDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Key of the field.
+	FieldKey      string `protobuf:"bytes,2,opt,name=field_key,json=fieldKey,proto3" json:"field_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFieldDefinitionRequest) Reset() {
+	*x = GetFieldDefinitionRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFieldDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFieldDefinitionRequest) ProtoMessage() {}
+
+func (x *GetFieldDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFieldDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*GetFieldDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *GetFieldDefinitionRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *GetFieldDefinitionRequest) GetFieldKey() string {
+	if x != nil {
+		return x.FieldKey
+	}
+	return ""
+}
+
+// GetFieldDefinitionResponse is the output of RecipientService.GetFieldDefinition.
+type GetFieldDefinitionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field.
+	Field         *FieldDefinition `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFieldDefinitionResponse) Reset() {
+	*x = GetFieldDefinitionResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFieldDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFieldDefinitionResponse) ProtoMessage() {}
+
+func (x *GetFieldDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFieldDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*GetFieldDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *GetFieldDefinitionResponse) GetField() *FieldDefinition {
+	if x != nil {
+		return x.Field
+	}
+	return nil
+}
+
+// UpdateFieldDefinitionRequest is the input of RecipientService.UpdateFieldDefinition.
+type UpdateFieldDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Key of the field.
+	FieldKey string `protobuf:"bytes,2,opt,name=field_key,json=fieldKey,proto3" json:"field_key,omitempty"`
+	// Which of the fields below to apply: label, type, required, default_value, options.
+	UpdateMask *fieldmaskpb.FieldMask `protobuf:"bytes,3,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	// The new label.
+	Label string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
+	// Must equal the current type.
+	Type FieldType `protobuf:"varint,5,opt,name=type,proto3,enum=herald.recipient.v1.FieldType" json:"type,omitempty"`
+	// Must equal the current flag.
+	Required bool `protobuf:"varint,6,opt,name=required,proto3" json:"required,omitempty"`
+	// The new default; absent or null clears it.
+	DefaultValue *structpb.Value `protobuf:"bytes,7,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// Every option of the enum field: the current ones, then new ones.
+	Options       []string `protobuf:"bytes,8,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateFieldDefinitionRequest) Reset() {
+	*x = UpdateFieldDefinitionRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateFieldDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateFieldDefinitionRequest) ProtoMessage() {}
+
+func (x *UpdateFieldDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateFieldDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*UpdateFieldDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UpdateFieldDefinitionRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *UpdateFieldDefinitionRequest) GetFieldKey() string {
+	if x != nil {
+		return x.FieldKey
+	}
+	return ""
+}
+
+func (x *UpdateFieldDefinitionRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+func (x *UpdateFieldDefinitionRequest) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *UpdateFieldDefinitionRequest) GetType() FieldType {
+	if x != nil {
+		return x.Type
+	}
+	return FieldType_FIELD_TYPE_UNSPECIFIED
+}
+
+func (x *UpdateFieldDefinitionRequest) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *UpdateFieldDefinitionRequest) GetDefaultValue() *structpb.Value {
+	if x != nil {
+		return x.DefaultValue
+	}
+	return nil
+}
+
+func (x *UpdateFieldDefinitionRequest) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// UpdateFieldDefinitionResponse is the output of RecipientService.UpdateFieldDefinition.
+type UpdateFieldDefinitionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field after the change.
+	Field         *FieldDefinition `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateFieldDefinitionResponse) Reset() {
+	*x = UpdateFieldDefinitionResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateFieldDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateFieldDefinitionResponse) ProtoMessage() {}
+
+func (x *UpdateFieldDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateFieldDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*UpdateFieldDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *UpdateFieldDefinitionResponse) GetField() *FieldDefinition {
+	if x != nil {
+		return x.Field
+	}
+	return nil
+}
+
+// RetireFieldDefinitionRequest is the input of RecipientService.RetireFieldDefinition.
+type RetireFieldDefinitionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Key of the field.
+	FieldKey      string `protobuf:"bytes,2,opt,name=field_key,json=fieldKey,proto3" json:"field_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireFieldDefinitionRequest) Reset() {
+	*x = RetireFieldDefinitionRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireFieldDefinitionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireFieldDefinitionRequest) ProtoMessage() {}
+
+func (x *RetireFieldDefinitionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireFieldDefinitionRequest.ProtoReflect.Descriptor instead.
+func (*RetireFieldDefinitionRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RetireFieldDefinitionRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *RetireFieldDefinitionRequest) GetFieldKey() string {
+	if x != nil {
+		return x.FieldKey
+	}
+	return ""
+}
+
+// RetireFieldDefinitionResponse is the output of RecipientService.RetireFieldDefinition.
+type RetireFieldDefinitionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The retired field.
+	Field         *FieldDefinition `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetireFieldDefinitionResponse) Reset() {
+	*x = RetireFieldDefinitionResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetireFieldDefinitionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetireFieldDefinitionResponse) ProtoMessage() {}
+
+func (x *RetireFieldDefinitionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetireFieldDefinitionResponse.ProtoReflect.Descriptor instead.
+func (*RetireFieldDefinitionResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RetireFieldDefinitionResponse) GetField() *FieldDefinition {
+	if x != nil {
+		return x.Field
+	}
+	return nil
+}
+
+// BulkOperation is a change applied in the background to the recipients matching a filter.
+type BulkOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the operation (UUID).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,2,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,3,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// What is done to each recipient.
+	Action BulkAction `protobuf:"varint,4,opt,name=action,proto3,enum=herald.recipient.v1.BulkAction" json:"action,omitempty"`
+	// Which recipients.
+	Filter *RecipientFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	// The status set by BULK_ACTION_UPDATE_STATUS.
+	Status RecipientStatus `protobuf:"varint,6,opt,name=status,proto3,enum=herald.recipient.v1.RecipientStatus" json:"status,omitempty"`
+	// The status reason set by BULK_ACTION_UPDATE_STATUS.
+	StatusReason string `protobuf:"bytes,7,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	// The attributes merged by BULK_ACTION_UPDATE_ATTRIBUTES.
+	Attributes *structpb.Struct `protobuf:"bytes,8,opt,name=attributes,proto3" json:"attributes,omitempty"`
+	// Where it is.
+	State BulkOperationState `protobuf:"varint,9,opt,name=state,proto3,enum=herald.recipient.v1.BulkOperationState" json:"state,omitempty"`
+	// How many recipients matched when the operation started (0 while pending).
+	Matched int64 `protobuf:"varint,10,opt,name=matched,proto3" json:"matched,omitempty"`
+	// How many recipients were changed so far; the final count once it succeeded.
+	Done int64 `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
+	// done as a percentage of matched, 0 to 100 (100 once it succeeded).
+	Percent float64 `protobuf:"fixed64,12,opt,name=percent,proto3" json:"percent,omitempty"`
+	// Why it failed.
+	Error string `protobuf:"bytes,13,opt,name=error,proto3" json:"error,omitempty"`
+	// When it was created; recipients created later are left alone.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When it last changed.
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// When it ended.
+	FinishTime    *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=finish_time,json=finishTime,proto3" json:"finish_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkOperation) Reset() {
+	*x = BulkOperation{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkOperation) ProtoMessage() {}
+
+func (x *BulkOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkOperation.ProtoReflect.Descriptor instead.
+func (*BulkOperation) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *BulkOperation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *BulkOperation) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *BulkOperation) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *BulkOperation) GetAction() BulkAction {
+	if x != nil {
+		return x.Action
+	}
+	return BulkAction_BULK_ACTION_UNSPECIFIED
+}
+
+func (x *BulkOperation) GetFilter() *RecipientFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *BulkOperation) GetStatus() RecipientStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RecipientStatus_RECIPIENT_STATUS_UNSPECIFIED
+}
+
+func (x *BulkOperation) GetStatusReason() string {
+	if x != nil {
+		return x.StatusReason
+	}
+	return ""
+}
+
+func (x *BulkOperation) GetAttributes() *structpb.Struct {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *BulkOperation) GetState() BulkOperationState {
+	if x != nil {
+		return x.State
+	}
+	return BulkOperationState_BULK_OPERATION_STATE_UNSPECIFIED
+}
+
+func (x *BulkOperation) GetMatched() int64 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
+func (x *BulkOperation) GetDone() int64 {
+	if x != nil {
+		return x.Done
+	}
+	return 0
+}
+
+func (x *BulkOperation) GetPercent() float64 {
+	if x != nil {
+		return x.Percent
+	}
+	return 0
+}
+
+func (x *BulkOperation) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *BulkOperation) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *BulkOperation) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *BulkOperation) GetFinishTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishTime
+	}
+	return nil
+}
+
+// CreateBulkOperationRequest is the input of RecipientService.CreateBulkOperation.
+type CreateBulkOperationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// What to do to each recipient.
+	Action BulkAction `protobuf:"varint,3,opt,name=action,proto3,enum=herald.recipient.v1.BulkAction" json:"action,omitempty"`
+	// Which recipients; an empty filter matches every recipient of the domain.
+	Filter *RecipientFilter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// For BULK_ACTION_UPDATE_STATUS: the new status.
+	Status RecipientStatus `protobuf:"varint,5,opt,name=status,proto3,enum=herald.recipient.v1.RecipientStatus" json:"status,omitempty"`
+	// For BULK_ACTION_UPDATE_STATUS: why.
+	StatusReason string `protobuf:"bytes,6,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	// For BULK_ACTION_UPDATE_ATTRIBUTES: the attributes to merge, checked against the
+	// workspace's custom fields.
+	Attributes    *structpb.Struct `protobuf:"bytes,7,opt,name=attributes,proto3" json:"attributes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBulkOperationRequest) Reset() {
+	*x = CreateBulkOperationRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBulkOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBulkOperationRequest) ProtoMessage() {}
+
+func (x *CreateBulkOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBulkOperationRequest.ProtoReflect.Descriptor instead.
+func (*CreateBulkOperationRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateBulkOperationRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *CreateBulkOperationRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *CreateBulkOperationRequest) GetAction() BulkAction {
+	if x != nil {
+		return x.Action
+	}
+	return BulkAction_BULK_ACTION_UNSPECIFIED
+}
+
+func (x *CreateBulkOperationRequest) GetFilter() *RecipientFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *CreateBulkOperationRequest) GetStatus() RecipientStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RecipientStatus_RECIPIENT_STATUS_UNSPECIFIED
+}
+
+func (x *CreateBulkOperationRequest) GetStatusReason() string {
+	if x != nil {
+		return x.StatusReason
+	}
+	return ""
+}
+
+func (x *CreateBulkOperationRequest) GetAttributes() *structpb.Struct {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// CreateBulkOperationResponse is the output of RecipientService.CreateBulkOperation.
+type CreateBulkOperationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation, pending.
+	Operation     *BulkOperation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateBulkOperationResponse) Reset() {
+	*x = CreateBulkOperationResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateBulkOperationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateBulkOperationResponse) ProtoMessage() {}
+
+func (x *CreateBulkOperationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateBulkOperationResponse.ProtoReflect.Descriptor instead.
+func (*CreateBulkOperationResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateBulkOperationResponse) GetOperation() *BulkOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+// GetBulkOperationRequest is the input of RecipientService.GetBulkOperation.
+type GetBulkOperationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Id of the operation (UUID).
+	OperationId   string `protobuf:"bytes,3,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkOperationRequest) Reset() {
+	*x = GetBulkOperationRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkOperationRequest) ProtoMessage() {}
+
+func (x *GetBulkOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkOperationRequest.ProtoReflect.Descriptor instead.
+func (*GetBulkOperationRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetBulkOperationRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *GetBulkOperationRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *GetBulkOperationRequest) GetOperationId() string {
+	if x != nil {
+		return x.OperationId
+	}
+	return ""
+}
+
+// GetBulkOperationResponse is the output of RecipientService.GetBulkOperation.
+type GetBulkOperationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation.
+	Operation     *BulkOperation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBulkOperationResponse) Reset() {
+	*x = GetBulkOperationResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBulkOperationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBulkOperationResponse) ProtoMessage() {}
+
+func (x *GetBulkOperationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBulkOperationResponse.ProtoReflect.Descriptor instead.
+func (*GetBulkOperationResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *GetBulkOperationResponse) GetOperation() *BulkOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+// RunBulkOperationBatchRequest is the input of RecipientService.RunBulkOperationBatch.
+type RunBulkOperationBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id of the workspace (UUID).
+	WorkspaceId string `protobuf:"bytes,1,opt,name=workspace_id,json=workspaceId,proto3" json:"workspace_id,omitempty"`
+	// Id of the domain (UUID).
+	DomainId string `protobuf:"bytes,2,opt,name=domain_id,json=domainId,proto3" json:"domain_id,omitempty"`
+	// Id of the operation (UUID).
+	OperationId string `protobuf:"bytes,3,opt,name=operation_id,json=operationId,proto3" json:"operation_id,omitempty"`
+	// Most recipients in the batch, 1 to 5000; 0 means 500.
+	BatchSize     int32 `protobuf:"varint,4,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBulkOperationBatchRequest) Reset() {
+	*x = RunBulkOperationBatchRequest{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBulkOperationBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBulkOperationBatchRequest) ProtoMessage() {}
+
+func (x *RunBulkOperationBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBulkOperationBatchRequest.ProtoReflect.Descriptor instead.
+func (*RunBulkOperationBatchRequest) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *RunBulkOperationBatchRequest) GetWorkspaceId() string {
+	if x != nil {
+		return x.WorkspaceId
+	}
+	return ""
+}
+
+func (x *RunBulkOperationBatchRequest) GetDomainId() string {
+	if x != nil {
+		return x.DomainId
+	}
+	return ""
+}
+
+func (x *RunBulkOperationBatchRequest) GetOperationId() string {
+	if x != nil {
+		return x.OperationId
+	}
+	return ""
+}
+
+func (x *RunBulkOperationBatchRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
+// RunBulkOperationBatchResponse is the output of RecipientService.RunBulkOperationBatch.
+type RunBulkOperationBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The operation after the batch; state SUCCEEDED or FAILED when there is nothing left to do.
+	Operation *BulkOperation `protobuf:"bytes,1,opt,name=operation,proto3" json:"operation,omitempty"`
+	// How many recipients this batch changed.
+	Applied       int64 `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunBulkOperationBatchResponse) Reset() {
+	*x = RunBulkOperationBatchResponse{}
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunBulkOperationBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunBulkOperationBatchResponse) ProtoMessage() {}
+
+func (x *RunBulkOperationBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_herald_recipient_v1_recipient_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunBulkOperationBatchResponse.ProtoReflect.Descriptor instead.
+func (*RunBulkOperationBatchResponse) Descriptor() ([]byte, []int) {
+	return file_herald_recipient_v1_recipient_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RunBulkOperationBatchResponse) GetOperation() *BulkOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
+func (x *RunBulkOperationBatchResponse) GetApplied() int64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
 var File_herald_recipient_v1_recipient_proto protoreflect.FileDescriptor
 
 const file_herald_recipient_v1_recipient_proto_rawDesc = "" +
 	"\n" +
-	"#herald/recipient/v1/recipient.proto\x12\x13herald.recipient.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n" +
+	"#herald/recipient/v1/recipient.proto\x12\x13herald.recipient.v1\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x03\n" +
 	"\tRecipient\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x1b\n" +
@@ -623,17 +2676,193 @@ const file_herald_recipient_v1_recipient_proto_rawDesc = "" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x19\n" +
 	"\bevent_id\x18\x06 \x01(\tR\aeventId\"]\n" +
 	"\x1dUpdateRecipientStatusResponse\x12<\n" +
-	"\trecipient\x18\x01 \x01(\v2\x1e.herald.recipient.v1.RecipientR\trecipient*\xb6\x01\n" +
+	"\trecipient\x18\x01 \x01(\v2\x1e.herald.recipient.v1.RecipientR\trecipient\"\x97\x02\n" +
+	"\x16UpdateRecipientRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12!\n" +
+	"\frecipient_id\x18\x03 \x01(\tR\vrecipientId\x127\n" +
+	"\n" +
+	"attributes\x18\x04 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"attributes\x12<\n" +
+	"\x06status\x18\x05 \x01(\x0e2$.herald.recipient.v1.RecipientStatusR\x06status\x12#\n" +
+	"\rstatus_reason\x18\x06 \x01(\tR\fstatusReason\"W\n" +
+	"\x17UpdateRecipientResponse\x12<\n" +
+	"\trecipient\x18\x01 \x01(\v2\x1e.herald.recipient.v1.RecipientR\trecipient\"{\n" +
+	"\x16DeleteRecipientRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12!\n" +
+	"\frecipient_id\x18\x03 \x01(\tR\vrecipientId\"\x19\n" +
+	"\x17DeleteRecipientResponse\"z\n" +
+	"\x15EraseRecipientRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12!\n" +
+	"\frecipient_id\x18\x03 \x01(\tR\vrecipientId\"\x18\n" +
+	"\x16EraseRecipientResponse\"\x96\x02\n" +
+	"\x0fRecipientFilter\x12<\n" +
+	"\x06status\x18\x01 \x01(\x0e2$.herald.recipient.v1.RecipientStatusR\x06status\x12!\n" +
+	"\femail_prefix\x18\x02 \x01(\tR\vemailPrefix\x12?\n" +
+	"\rcreated_after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12\x1e\n" +
+	"\n" +
+	"attributes\x18\x05 \x03(\tR\n" +
+	"attributes\"\xd1\x01\n" +
+	"\x15ListRecipientsRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12<\n" +
+	"\x06filter\x18\x05 \x01(\v2$.herald.recipient.v1.RecipientFilterR\x06filter\"\xc9\x01\n" +
+	"\x16ListRecipientsResponse\x12>\n" +
+	"\n" +
+	"recipients\x18\x01 \x03(\v2\x1e.herald.recipient.v1.RecipientR\n" +
+	"recipients\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x03R\ttotalSize\x12(\n" +
+	"\x10total_size_exact\x18\x04 \x01(\bR\x0etotalSizeExact\"\xba\x03\n" +
+	"\x0fFieldDefinition\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x122\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1e.herald.recipient.v1.FieldTypeR\x04type\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12;\n" +
+	"\rdefault_value\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12\x18\n" +
+	"\aoptions\x18\a \x03(\tR\aoptions\x12;\n" +
+	"\vretire_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"retireTime\x12;\n" +
+	"\vcreate_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"\x90\x02\n" +
+	"\x1cCreateFieldDefinitionRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05label\x18\x03 \x01(\tR\x05label\x122\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1e.herald.recipient.v1.FieldTypeR\x04type\x12\x1a\n" +
+	"\brequired\x18\x05 \x01(\bR\brequired\x12;\n" +
+	"\rdefault_value\x18\x06 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12\x18\n" +
+	"\aoptions\x18\a \x03(\tR\aoptions\"[\n" +
+	"\x1dCreateFieldDefinitionResponse\x12:\n" +
+	"\x05field\x18\x01 \x01(\v2$.herald.recipient.v1.FieldDefinitionR\x05field\"@\n" +
+	"\x1bListFieldDefinitionsRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\"\\\n" +
+	"\x1cListFieldDefinitionsResponse\x12<\n" +
+	"\x06fields\x18\x01 \x03(\v2$.herald.recipient.v1.FieldDefinitionR\x06fields\"[\n" +
+	"\x19GetFieldDefinitionRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tfield_key\x18\x02 \x01(\tR\bfieldKey\"X\n" +
+	"\x1aGetFieldDefinitionResponse\x12:\n" +
+	"\x05field\x18\x01 \x01(\v2$.herald.recipient.v1.FieldDefinitionR\x05field\"\xd8\x02\n" +
+	"\x1cUpdateFieldDefinitionRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tfield_key\x18\x02 \x01(\tR\bfieldKey\x12;\n" +
+	"\vupdate_mask\x18\x03 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\x12\x14\n" +
+	"\x05label\x18\x04 \x01(\tR\x05label\x122\n" +
+	"\x04type\x18\x05 \x01(\x0e2\x1e.herald.recipient.v1.FieldTypeR\x04type\x12\x1a\n" +
+	"\brequired\x18\x06 \x01(\bR\brequired\x12;\n" +
+	"\rdefault_value\x18\a \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x12\x18\n" +
+	"\aoptions\x18\b \x03(\tR\aoptions\"[\n" +
+	"\x1dUpdateFieldDefinitionResponse\x12:\n" +
+	"\x05field\x18\x01 \x01(\v2$.herald.recipient.v1.FieldDefinitionR\x05field\"^\n" +
+	"\x1cRetireFieldDefinitionRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tfield_key\x18\x02 \x01(\tR\bfieldKey\"[\n" +
+	"\x1dRetireFieldDefinitionResponse\x12:\n" +
+	"\x05field\x18\x01 \x01(\v2$.herald.recipient.v1.FieldDefinitionR\x05field\"\xc6\x05\n" +
+	"\rBulkOperation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fworkspace_id\x18\x02 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x03 \x01(\tR\bdomainId\x127\n" +
+	"\x06action\x18\x04 \x01(\x0e2\x1f.herald.recipient.v1.BulkActionR\x06action\x12<\n" +
+	"\x06filter\x18\x05 \x01(\v2$.herald.recipient.v1.RecipientFilterR\x06filter\x12<\n" +
+	"\x06status\x18\x06 \x01(\x0e2$.herald.recipient.v1.RecipientStatusR\x06status\x12#\n" +
+	"\rstatus_reason\x18\a \x01(\tR\fstatusReason\x127\n" +
+	"\n" +
+	"attributes\x18\b \x01(\v2\x17.google.protobuf.StructR\n" +
+	"attributes\x12=\n" +
+	"\x05state\x18\t \x01(\x0e2'.herald.recipient.v1.BulkOperationStateR\x05state\x12\x18\n" +
+	"\amatched\x18\n" +
+	" \x01(\x03R\amatched\x12\x12\n" +
+	"\x04done\x18\v \x01(\x03R\x04done\x12\x18\n" +
+	"\apercent\x18\f \x01(\x01R\apercent\x12\x14\n" +
+	"\x05error\x18\r \x01(\tR\x05error\x12;\n" +
+	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12;\n" +
+	"\vfinish_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishTime\"\xef\x02\n" +
+	"\x1aCreateBulkOperationRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x127\n" +
+	"\x06action\x18\x03 \x01(\x0e2\x1f.herald.recipient.v1.BulkActionR\x06action\x12<\n" +
+	"\x06filter\x18\x04 \x01(\v2$.herald.recipient.v1.RecipientFilterR\x06filter\x12<\n" +
+	"\x06status\x18\x05 \x01(\x0e2$.herald.recipient.v1.RecipientStatusR\x06status\x12#\n" +
+	"\rstatus_reason\x18\x06 \x01(\tR\fstatusReason\x127\n" +
+	"\n" +
+	"attributes\x18\a \x01(\v2\x17.google.protobuf.StructR\n" +
+	"attributes\"_\n" +
+	"\x1bCreateBulkOperationResponse\x12@\n" +
+	"\toperation\x18\x01 \x01(\v2\".herald.recipient.v1.BulkOperationR\toperation\"|\n" +
+	"\x17GetBulkOperationRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12!\n" +
+	"\foperation_id\x18\x03 \x01(\tR\voperationId\"\\\n" +
+	"\x18GetBulkOperationResponse\x12@\n" +
+	"\toperation\x18\x01 \x01(\v2\".herald.recipient.v1.BulkOperationR\toperation\"\xa0\x01\n" +
+	"\x1cRunBulkOperationBatchRequest\x12!\n" +
+	"\fworkspace_id\x18\x01 \x01(\tR\vworkspaceId\x12\x1b\n" +
+	"\tdomain_id\x18\x02 \x01(\tR\bdomainId\x12!\n" +
+	"\foperation_id\x18\x03 \x01(\tR\voperationId\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x04 \x01(\x05R\tbatchSize\"{\n" +
+	"\x1dRunBulkOperationBatchResponse\x12@\n" +
+	"\toperation\x18\x01 \x01(\v2\".herald.recipient.v1.BulkOperationR\toperation\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\x03R\aapplied*\xb6\x01\n" +
 	"\x0fRecipientStatus\x12 \n" +
 	"\x1cRECIPIENT_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bRECIPIENT_STATUS_SUBSCRIBED\x10\x01\x12!\n" +
 	"\x1dRECIPIENT_STATUS_UNSUBSCRIBED\x10\x02\x12\x1c\n" +
 	"\x18RECIPIENT_STATUS_BOUNCED\x10\x03\x12\x1f\n" +
-	"\x1bRECIPIENT_STATUS_COMPLAINED\x10\x042\xeb\x04\n" +
+	"\x1bRECIPIENT_STATUS_COMPLAINED\x10\x04*\x95\x01\n" +
+	"\tFieldType\x12\x1a\n" +
+	"\x16FIELD_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fFIELD_TYPE_TEXT\x10\x01\x12\x15\n" +
+	"\x11FIELD_TYPE_NUMBER\x10\x02\x12\x16\n" +
+	"\x12FIELD_TYPE_BOOLEAN\x10\x03\x12\x13\n" +
+	"\x0fFIELD_TYPE_DATE\x10\x04\x12\x13\n" +
+	"\x0fFIELD_TYPE_ENUM\x10\x05*\x83\x01\n" +
+	"\n" +
+	"BulkAction\x12\x1b\n" +
+	"\x17BULK_ACTION_UNSPECIFIED\x10\x00\x12\x1d\n" +
+	"\x19BULK_ACTION_UPDATE_STATUS\x10\x01\x12!\n" +
+	"\x1dBULK_ACTION_UPDATE_ATTRIBUTES\x10\x02\x12\x16\n" +
+	"\x12BULK_ACTION_DELETE\x10\x03*\xc3\x01\n" +
+	"\x12BulkOperationState\x12$\n" +
+	" BULK_OPERATION_STATE_UNSPECIFIED\x10\x00\x12 \n" +
+	"\x1cBULK_OPERATION_STATE_PENDING\x10\x01\x12 \n" +
+	"\x1cBULK_OPERATION_STATE_RUNNING\x10\x02\x12\"\n" +
+	"\x1eBULK_OPERATION_STATE_SUCCEEDED\x10\x03\x12\x1f\n" +
+	"\x1bBULK_OPERATION_STATE_FAILED\x10\x042\xcc\x16\n" +
 	"\x10RecipientService\x12\xb5\x01\n" +
 	"\x0fCreateRecipient\x12+.herald.recipient.v1.CreateRecipientRequest\x1a,.herald.recipient.v1.CreateRecipientResponse\"G\x82\xd3\xe4\x93\x02A:\x01*\"</v1/workspaces/{workspace_id}/domains/{domain_id}/recipients\x12\xb8\x01\n" +
 	"\fGetRecipient\x12(.herald.recipient.v1.GetRecipientRequest\x1a).herald.recipient.v1.GetRecipientResponse\"S\x82\xd3\xe4\x93\x02M\x12K/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}\x12\xe3\x01\n" +
-	"\x15UpdateRecipientStatus\x121.herald.recipient.v1.UpdateRecipientStatusRequest\x1a2.herald.recipient.v1.UpdateRecipientStatusResponse\"c\x82\xd3\xe4\x93\x02]:\x01*\"X/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}:updateStatusB\xe2\x01\n" +
+	"\x15UpdateRecipientStatus\x121.herald.recipient.v1.UpdateRecipientStatusRequest\x1a2.herald.recipient.v1.UpdateRecipientStatusResponse\"c\x82\xd3\xe4\x93\x02]:\x01*\"X/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}:updateStatus\x12\xc4\x01\n" +
+	"\x0fUpdateRecipient\x12+.herald.recipient.v1.UpdateRecipientRequest\x1a,.herald.recipient.v1.UpdateRecipientResponse\"V\x82\xd3\xe4\x93\x02P:\x01*2K/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}\x12\xc1\x01\n" +
+	"\x0fDeleteRecipient\x12+.herald.recipient.v1.DeleteRecipientRequest\x1a,.herald.recipient.v1.DeleteRecipientResponse\"S\x82\xd3\xe4\x93\x02M*K/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}\x12\xc7\x01\n" +
+	"\x0eEraseRecipient\x12*.herald.recipient.v1.EraseRecipientRequest\x1a+.herald.recipient.v1.EraseRecipientResponse\"\\\x82\xd3\xe4\x93\x02V:\x01*\"Q/v1/workspaces/{workspace_id}/domains/{domain_id}/recipients/{recipient_id}:erase\x12\xaf\x01\n" +
+	"\x0eListRecipients\x12*.herald.recipient.v1.ListRecipientsRequest\x1a+.herald.recipient.v1.ListRecipientsResponse\"D\x82\xd3\xe4\x93\x02>\x12</v1/workspaces/{workspace_id}/domains/{domain_id}/recipients\x12\xb9\x01\n" +
+	"\x15CreateFieldDefinition\x121.herald.recipient.v1.CreateFieldDefinitionRequest\x1a2.herald.recipient.v1.CreateFieldDefinitionResponse\"9\x82\xd3\xe4\x93\x023:\x01*\"./v1/workspaces/{workspace_id}/recipient-fields\x12\xb3\x01\n" +
+	"\x14ListFieldDefinitions\x120.herald.recipient.v1.ListFieldDefinitionsRequest\x1a1.herald.recipient.v1.ListFieldDefinitionsResponse\"6\x82\xd3\xe4\x93\x020\x12./v1/workspaces/{workspace_id}/recipient-fields\x12\xb9\x01\n" +
+	"\x12GetFieldDefinition\x12..herald.recipient.v1.GetFieldDefinitionRequest\x1a/.herald.recipient.v1.GetFieldDefinitionResponse\"B\x82\xd3\xe4\x93\x02<\x12:/v1/workspaces/{workspace_id}/recipient-fields/{field_key}\x12\xc5\x01\n" +
+	"\x15UpdateFieldDefinition\x121.herald.recipient.v1.UpdateFieldDefinitionRequest\x1a2.herald.recipient.v1.UpdateFieldDefinitionResponse\"E\x82\xd3\xe4\x93\x02?:\x01*2:/v1/workspaces/{workspace_id}/recipient-fields/{field_key}\x12\xcc\x01\n" +
+	"\x15RetireFieldDefinition\x121.herald.recipient.v1.RetireFieldDefinitionRequest\x1a2.herald.recipient.v1.RetireFieldDefinitionResponse\"L\x82\xd3\xe4\x93\x02F:\x01*\"A/v1/workspaces/{workspace_id}/recipient-fields/{field_key}:retire\x12\xc6\x01\n" +
+	"\x13CreateBulkOperation\x12/.herald.recipient.v1.CreateBulkOperationRequest\x1a0.herald.recipient.v1.CreateBulkOperationResponse\"L\x82\xd3\xe4\x93\x02F:\x01*\"A/v1/workspaces/{workspace_id}/domains/{domain_id}/bulk-operations\x12\xc9\x01\n" +
+	"\x10GetBulkOperation\x12,.herald.recipient.v1.GetBulkOperationRequest\x1a-.herald.recipient.v1.GetBulkOperationResponse\"X\x82\xd3\xe4\x93\x02R\x12P/v1/workspaces/{workspace_id}/domains/{domain_id}/bulk-operations/{operation_id}\x12~\n" +
+	"\x15RunBulkOperationBatch\x121.herald.recipient.v1.RunBulkOperationBatchRequest\x1a2.herald.recipient.v1.RunBulkOperationBatchResponseB\xe2\x01\n" +
 	"\x17com.herald.recipient.v1B\x0eRecipientProtoP\x01ZIgithub.com/heraldmail/herald/proto/gen/go/herald/recipient/v1;recipientv1\xa2\x02\x03HRX\xaa\x02\x13Herald.Recipient.V1\xca\x02\x13Herald\\Recipient\\V1\xe2\x02\x1fHerald\\Recipient\\V1\\GPBMetadata\xea\x02\x15Herald::Recipient::V1b\x06proto3"
 
 var (
@@ -648,42 +2877,136 @@ func file_herald_recipient_v1_recipient_proto_rawDescGZIP() []byte {
 	return file_herald_recipient_v1_recipient_proto_rawDescData
 }
 
-var file_herald_recipient_v1_recipient_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_herald_recipient_v1_recipient_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_herald_recipient_v1_recipient_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_herald_recipient_v1_recipient_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_herald_recipient_v1_recipient_proto_goTypes = []any{
 	(RecipientStatus)(0),                  // 0: herald.recipient.v1.RecipientStatus
-	(*Recipient)(nil),                     // 1: herald.recipient.v1.Recipient
-	(*CreateRecipientRequest)(nil),        // 2: herald.recipient.v1.CreateRecipientRequest
-	(*CreateRecipientResponse)(nil),       // 3: herald.recipient.v1.CreateRecipientResponse
-	(*GetRecipientRequest)(nil),           // 4: herald.recipient.v1.GetRecipientRequest
-	(*GetRecipientResponse)(nil),          // 5: herald.recipient.v1.GetRecipientResponse
-	(*UpdateRecipientStatusRequest)(nil),  // 6: herald.recipient.v1.UpdateRecipientStatusRequest
-	(*UpdateRecipientStatusResponse)(nil), // 7: herald.recipient.v1.UpdateRecipientStatusResponse
-	(*timestamppb.Timestamp)(nil),         // 8: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),               // 9: google.protobuf.Struct
+	(FieldType)(0),                        // 1: herald.recipient.v1.FieldType
+	(BulkAction)(0),                       // 2: herald.recipient.v1.BulkAction
+	(BulkOperationState)(0),               // 3: herald.recipient.v1.BulkOperationState
+	(*Recipient)(nil),                     // 4: herald.recipient.v1.Recipient
+	(*CreateRecipientRequest)(nil),        // 5: herald.recipient.v1.CreateRecipientRequest
+	(*CreateRecipientResponse)(nil),       // 6: herald.recipient.v1.CreateRecipientResponse
+	(*GetRecipientRequest)(nil),           // 7: herald.recipient.v1.GetRecipientRequest
+	(*GetRecipientResponse)(nil),          // 8: herald.recipient.v1.GetRecipientResponse
+	(*UpdateRecipientStatusRequest)(nil),  // 9: herald.recipient.v1.UpdateRecipientStatusRequest
+	(*UpdateRecipientStatusResponse)(nil), // 10: herald.recipient.v1.UpdateRecipientStatusResponse
+	(*UpdateRecipientRequest)(nil),        // 11: herald.recipient.v1.UpdateRecipientRequest
+	(*UpdateRecipientResponse)(nil),       // 12: herald.recipient.v1.UpdateRecipientResponse
+	(*DeleteRecipientRequest)(nil),        // 13: herald.recipient.v1.DeleteRecipientRequest
+	(*DeleteRecipientResponse)(nil),       // 14: herald.recipient.v1.DeleteRecipientResponse
+	(*EraseRecipientRequest)(nil),         // 15: herald.recipient.v1.EraseRecipientRequest
+	(*EraseRecipientResponse)(nil),        // 16: herald.recipient.v1.EraseRecipientResponse
+	(*RecipientFilter)(nil),               // 17: herald.recipient.v1.RecipientFilter
+	(*ListRecipientsRequest)(nil),         // 18: herald.recipient.v1.ListRecipientsRequest
+	(*ListRecipientsResponse)(nil),        // 19: herald.recipient.v1.ListRecipientsResponse
+	(*FieldDefinition)(nil),               // 20: herald.recipient.v1.FieldDefinition
+	(*CreateFieldDefinitionRequest)(nil),  // 21: herald.recipient.v1.CreateFieldDefinitionRequest
+	(*CreateFieldDefinitionResponse)(nil), // 22: herald.recipient.v1.CreateFieldDefinitionResponse
+	(*ListFieldDefinitionsRequest)(nil),   // 23: herald.recipient.v1.ListFieldDefinitionsRequest
+	(*ListFieldDefinitionsResponse)(nil),  // 24: herald.recipient.v1.ListFieldDefinitionsResponse
+	(*GetFieldDefinitionRequest)(nil),     // 25: herald.recipient.v1.GetFieldDefinitionRequest
+	(*GetFieldDefinitionResponse)(nil),    // 26: herald.recipient.v1.GetFieldDefinitionResponse
+	(*UpdateFieldDefinitionRequest)(nil),  // 27: herald.recipient.v1.UpdateFieldDefinitionRequest
+	(*UpdateFieldDefinitionResponse)(nil), // 28: herald.recipient.v1.UpdateFieldDefinitionResponse
+	(*RetireFieldDefinitionRequest)(nil),  // 29: herald.recipient.v1.RetireFieldDefinitionRequest
+	(*RetireFieldDefinitionResponse)(nil), // 30: herald.recipient.v1.RetireFieldDefinitionResponse
+	(*BulkOperation)(nil),                 // 31: herald.recipient.v1.BulkOperation
+	(*CreateBulkOperationRequest)(nil),    // 32: herald.recipient.v1.CreateBulkOperationRequest
+	(*CreateBulkOperationResponse)(nil),   // 33: herald.recipient.v1.CreateBulkOperationResponse
+	(*GetBulkOperationRequest)(nil),       // 34: herald.recipient.v1.GetBulkOperationRequest
+	(*GetBulkOperationResponse)(nil),      // 35: herald.recipient.v1.GetBulkOperationResponse
+	(*RunBulkOperationBatchRequest)(nil),  // 36: herald.recipient.v1.RunBulkOperationBatchRequest
+	(*RunBulkOperationBatchResponse)(nil), // 37: herald.recipient.v1.RunBulkOperationBatchResponse
+	(*timestamppb.Timestamp)(nil),         // 38: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),               // 39: google.protobuf.Struct
+	(*structpb.Value)(nil),                // 40: google.protobuf.Value
+	(*fieldmaskpb.FieldMask)(nil),         // 41: google.protobuf.FieldMask
 }
 var file_herald_recipient_v1_recipient_proto_depIdxs = []int32{
 	0,  // 0: herald.recipient.v1.Recipient.status:type_name -> herald.recipient.v1.RecipientStatus
-	8,  // 1: herald.recipient.v1.Recipient.status_change_time:type_name -> google.protobuf.Timestamp
-	9,  // 2: herald.recipient.v1.Recipient.attributes:type_name -> google.protobuf.Struct
-	8,  // 3: herald.recipient.v1.Recipient.create_time:type_name -> google.protobuf.Timestamp
-	8,  // 4: herald.recipient.v1.Recipient.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 5: herald.recipient.v1.CreateRecipientRequest.attributes:type_name -> google.protobuf.Struct
-	1,  // 6: herald.recipient.v1.CreateRecipientResponse.recipient:type_name -> herald.recipient.v1.Recipient
-	1,  // 7: herald.recipient.v1.GetRecipientResponse.recipient:type_name -> herald.recipient.v1.Recipient
+	38, // 1: herald.recipient.v1.Recipient.status_change_time:type_name -> google.protobuf.Timestamp
+	39, // 2: herald.recipient.v1.Recipient.attributes:type_name -> google.protobuf.Struct
+	38, // 3: herald.recipient.v1.Recipient.create_time:type_name -> google.protobuf.Timestamp
+	38, // 4: herald.recipient.v1.Recipient.update_time:type_name -> google.protobuf.Timestamp
+	39, // 5: herald.recipient.v1.CreateRecipientRequest.attributes:type_name -> google.protobuf.Struct
+	4,  // 6: herald.recipient.v1.CreateRecipientResponse.recipient:type_name -> herald.recipient.v1.Recipient
+	4,  // 7: herald.recipient.v1.GetRecipientResponse.recipient:type_name -> herald.recipient.v1.Recipient
 	0,  // 8: herald.recipient.v1.UpdateRecipientStatusRequest.status:type_name -> herald.recipient.v1.RecipientStatus
-	1,  // 9: herald.recipient.v1.UpdateRecipientStatusResponse.recipient:type_name -> herald.recipient.v1.Recipient
-	2,  // 10: herald.recipient.v1.RecipientService.CreateRecipient:input_type -> herald.recipient.v1.CreateRecipientRequest
-	4,  // 11: herald.recipient.v1.RecipientService.GetRecipient:input_type -> herald.recipient.v1.GetRecipientRequest
-	6,  // 12: herald.recipient.v1.RecipientService.UpdateRecipientStatus:input_type -> herald.recipient.v1.UpdateRecipientStatusRequest
-	3,  // 13: herald.recipient.v1.RecipientService.CreateRecipient:output_type -> herald.recipient.v1.CreateRecipientResponse
-	5,  // 14: herald.recipient.v1.RecipientService.GetRecipient:output_type -> herald.recipient.v1.GetRecipientResponse
-	7,  // 15: herald.recipient.v1.RecipientService.UpdateRecipientStatus:output_type -> herald.recipient.v1.UpdateRecipientStatusResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 9: herald.recipient.v1.UpdateRecipientStatusResponse.recipient:type_name -> herald.recipient.v1.Recipient
+	39, // 10: herald.recipient.v1.UpdateRecipientRequest.attributes:type_name -> google.protobuf.Struct
+	0,  // 11: herald.recipient.v1.UpdateRecipientRequest.status:type_name -> herald.recipient.v1.RecipientStatus
+	4,  // 12: herald.recipient.v1.UpdateRecipientResponse.recipient:type_name -> herald.recipient.v1.Recipient
+	0,  // 13: herald.recipient.v1.RecipientFilter.status:type_name -> herald.recipient.v1.RecipientStatus
+	38, // 14: herald.recipient.v1.RecipientFilter.created_after:type_name -> google.protobuf.Timestamp
+	38, // 15: herald.recipient.v1.RecipientFilter.created_before:type_name -> google.protobuf.Timestamp
+	17, // 16: herald.recipient.v1.ListRecipientsRequest.filter:type_name -> herald.recipient.v1.RecipientFilter
+	4,  // 17: herald.recipient.v1.ListRecipientsResponse.recipients:type_name -> herald.recipient.v1.Recipient
+	1,  // 18: herald.recipient.v1.FieldDefinition.type:type_name -> herald.recipient.v1.FieldType
+	40, // 19: herald.recipient.v1.FieldDefinition.default_value:type_name -> google.protobuf.Value
+	38, // 20: herald.recipient.v1.FieldDefinition.retire_time:type_name -> google.protobuf.Timestamp
+	38, // 21: herald.recipient.v1.FieldDefinition.create_time:type_name -> google.protobuf.Timestamp
+	38, // 22: herald.recipient.v1.FieldDefinition.update_time:type_name -> google.protobuf.Timestamp
+	1,  // 23: herald.recipient.v1.CreateFieldDefinitionRequest.type:type_name -> herald.recipient.v1.FieldType
+	40, // 24: herald.recipient.v1.CreateFieldDefinitionRequest.default_value:type_name -> google.protobuf.Value
+	20, // 25: herald.recipient.v1.CreateFieldDefinitionResponse.field:type_name -> herald.recipient.v1.FieldDefinition
+	20, // 26: herald.recipient.v1.ListFieldDefinitionsResponse.fields:type_name -> herald.recipient.v1.FieldDefinition
+	20, // 27: herald.recipient.v1.GetFieldDefinitionResponse.field:type_name -> herald.recipient.v1.FieldDefinition
+	41, // 28: herald.recipient.v1.UpdateFieldDefinitionRequest.update_mask:type_name -> google.protobuf.FieldMask
+	1,  // 29: herald.recipient.v1.UpdateFieldDefinitionRequest.type:type_name -> herald.recipient.v1.FieldType
+	40, // 30: herald.recipient.v1.UpdateFieldDefinitionRequest.default_value:type_name -> google.protobuf.Value
+	20, // 31: herald.recipient.v1.UpdateFieldDefinitionResponse.field:type_name -> herald.recipient.v1.FieldDefinition
+	20, // 32: herald.recipient.v1.RetireFieldDefinitionResponse.field:type_name -> herald.recipient.v1.FieldDefinition
+	2,  // 33: herald.recipient.v1.BulkOperation.action:type_name -> herald.recipient.v1.BulkAction
+	17, // 34: herald.recipient.v1.BulkOperation.filter:type_name -> herald.recipient.v1.RecipientFilter
+	0,  // 35: herald.recipient.v1.BulkOperation.status:type_name -> herald.recipient.v1.RecipientStatus
+	39, // 36: herald.recipient.v1.BulkOperation.attributes:type_name -> google.protobuf.Struct
+	3,  // 37: herald.recipient.v1.BulkOperation.state:type_name -> herald.recipient.v1.BulkOperationState
+	38, // 38: herald.recipient.v1.BulkOperation.create_time:type_name -> google.protobuf.Timestamp
+	38, // 39: herald.recipient.v1.BulkOperation.update_time:type_name -> google.protobuf.Timestamp
+	38, // 40: herald.recipient.v1.BulkOperation.finish_time:type_name -> google.protobuf.Timestamp
+	2,  // 41: herald.recipient.v1.CreateBulkOperationRequest.action:type_name -> herald.recipient.v1.BulkAction
+	17, // 42: herald.recipient.v1.CreateBulkOperationRequest.filter:type_name -> herald.recipient.v1.RecipientFilter
+	0,  // 43: herald.recipient.v1.CreateBulkOperationRequest.status:type_name -> herald.recipient.v1.RecipientStatus
+	39, // 44: herald.recipient.v1.CreateBulkOperationRequest.attributes:type_name -> google.protobuf.Struct
+	31, // 45: herald.recipient.v1.CreateBulkOperationResponse.operation:type_name -> herald.recipient.v1.BulkOperation
+	31, // 46: herald.recipient.v1.GetBulkOperationResponse.operation:type_name -> herald.recipient.v1.BulkOperation
+	31, // 47: herald.recipient.v1.RunBulkOperationBatchResponse.operation:type_name -> herald.recipient.v1.BulkOperation
+	5,  // 48: herald.recipient.v1.RecipientService.CreateRecipient:input_type -> herald.recipient.v1.CreateRecipientRequest
+	7,  // 49: herald.recipient.v1.RecipientService.GetRecipient:input_type -> herald.recipient.v1.GetRecipientRequest
+	9,  // 50: herald.recipient.v1.RecipientService.UpdateRecipientStatus:input_type -> herald.recipient.v1.UpdateRecipientStatusRequest
+	11, // 51: herald.recipient.v1.RecipientService.UpdateRecipient:input_type -> herald.recipient.v1.UpdateRecipientRequest
+	13, // 52: herald.recipient.v1.RecipientService.DeleteRecipient:input_type -> herald.recipient.v1.DeleteRecipientRequest
+	15, // 53: herald.recipient.v1.RecipientService.EraseRecipient:input_type -> herald.recipient.v1.EraseRecipientRequest
+	18, // 54: herald.recipient.v1.RecipientService.ListRecipients:input_type -> herald.recipient.v1.ListRecipientsRequest
+	21, // 55: herald.recipient.v1.RecipientService.CreateFieldDefinition:input_type -> herald.recipient.v1.CreateFieldDefinitionRequest
+	23, // 56: herald.recipient.v1.RecipientService.ListFieldDefinitions:input_type -> herald.recipient.v1.ListFieldDefinitionsRequest
+	25, // 57: herald.recipient.v1.RecipientService.GetFieldDefinition:input_type -> herald.recipient.v1.GetFieldDefinitionRequest
+	27, // 58: herald.recipient.v1.RecipientService.UpdateFieldDefinition:input_type -> herald.recipient.v1.UpdateFieldDefinitionRequest
+	29, // 59: herald.recipient.v1.RecipientService.RetireFieldDefinition:input_type -> herald.recipient.v1.RetireFieldDefinitionRequest
+	32, // 60: herald.recipient.v1.RecipientService.CreateBulkOperation:input_type -> herald.recipient.v1.CreateBulkOperationRequest
+	34, // 61: herald.recipient.v1.RecipientService.GetBulkOperation:input_type -> herald.recipient.v1.GetBulkOperationRequest
+	36, // 62: herald.recipient.v1.RecipientService.RunBulkOperationBatch:input_type -> herald.recipient.v1.RunBulkOperationBatchRequest
+	6,  // 63: herald.recipient.v1.RecipientService.CreateRecipient:output_type -> herald.recipient.v1.CreateRecipientResponse
+	8,  // 64: herald.recipient.v1.RecipientService.GetRecipient:output_type -> herald.recipient.v1.GetRecipientResponse
+	10, // 65: herald.recipient.v1.RecipientService.UpdateRecipientStatus:output_type -> herald.recipient.v1.UpdateRecipientStatusResponse
+	12, // 66: herald.recipient.v1.RecipientService.UpdateRecipient:output_type -> herald.recipient.v1.UpdateRecipientResponse
+	14, // 67: herald.recipient.v1.RecipientService.DeleteRecipient:output_type -> herald.recipient.v1.DeleteRecipientResponse
+	16, // 68: herald.recipient.v1.RecipientService.EraseRecipient:output_type -> herald.recipient.v1.EraseRecipientResponse
+	19, // 69: herald.recipient.v1.RecipientService.ListRecipients:output_type -> herald.recipient.v1.ListRecipientsResponse
+	22, // 70: herald.recipient.v1.RecipientService.CreateFieldDefinition:output_type -> herald.recipient.v1.CreateFieldDefinitionResponse
+	24, // 71: herald.recipient.v1.RecipientService.ListFieldDefinitions:output_type -> herald.recipient.v1.ListFieldDefinitionsResponse
+	26, // 72: herald.recipient.v1.RecipientService.GetFieldDefinition:output_type -> herald.recipient.v1.GetFieldDefinitionResponse
+	28, // 73: herald.recipient.v1.RecipientService.UpdateFieldDefinition:output_type -> herald.recipient.v1.UpdateFieldDefinitionResponse
+	30, // 74: herald.recipient.v1.RecipientService.RetireFieldDefinition:output_type -> herald.recipient.v1.RetireFieldDefinitionResponse
+	33, // 75: herald.recipient.v1.RecipientService.CreateBulkOperation:output_type -> herald.recipient.v1.CreateBulkOperationResponse
+	35, // 76: herald.recipient.v1.RecipientService.GetBulkOperation:output_type -> herald.recipient.v1.GetBulkOperationResponse
+	37, // 77: herald.recipient.v1.RecipientService.RunBulkOperationBatch:output_type -> herald.recipient.v1.RunBulkOperationBatchResponse
+	63, // [63:78] is the sub-list for method output_type
+	48, // [48:63] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_herald_recipient_v1_recipient_proto_init() }
@@ -696,8 +3019,8 @@ func file_herald_recipient_v1_recipient_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_herald_recipient_v1_recipient_proto_rawDesc), len(file_herald_recipient_v1_recipient_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   7,
+			NumEnums:      4,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,18 @@ const (
 	RecipientService_CreateRecipient_FullMethodName       = "/herald.recipient.v1.RecipientService/CreateRecipient"
 	RecipientService_GetRecipient_FullMethodName          = "/herald.recipient.v1.RecipientService/GetRecipient"
 	RecipientService_UpdateRecipientStatus_FullMethodName = "/herald.recipient.v1.RecipientService/UpdateRecipientStatus"
+	RecipientService_UpdateRecipient_FullMethodName       = "/herald.recipient.v1.RecipientService/UpdateRecipient"
+	RecipientService_DeleteRecipient_FullMethodName       = "/herald.recipient.v1.RecipientService/DeleteRecipient"
+	RecipientService_EraseRecipient_FullMethodName        = "/herald.recipient.v1.RecipientService/EraseRecipient"
+	RecipientService_ListRecipients_FullMethodName        = "/herald.recipient.v1.RecipientService/ListRecipients"
+	RecipientService_CreateFieldDefinition_FullMethodName = "/herald.recipient.v1.RecipientService/CreateFieldDefinition"
+	RecipientService_ListFieldDefinitions_FullMethodName  = "/herald.recipient.v1.RecipientService/ListFieldDefinitions"
+	RecipientService_GetFieldDefinition_FullMethodName    = "/herald.recipient.v1.RecipientService/GetFieldDefinition"
+	RecipientService_UpdateFieldDefinition_FullMethodName = "/herald.recipient.v1.RecipientService/UpdateFieldDefinition"
+	RecipientService_RetireFieldDefinition_FullMethodName = "/herald.recipient.v1.RecipientService/RetireFieldDefinition"
+	RecipientService_CreateBulkOperation_FullMethodName   = "/herald.recipient.v1.RecipientService/CreateBulkOperation"
+	RecipientService_GetBulkOperation_FullMethodName      = "/herald.recipient.v1.RecipientService/GetBulkOperation"
+	RecipientService_RunBulkOperationBatch_FullMethodName = "/herald.recipient.v1.RecipientService/RunBulkOperationBatch"
 )
 
 // RecipientServiceClient is the client API for RecipientService service.
@@ -37,6 +49,43 @@ type RecipientServiceClient interface {
 	// UpdateRecipientStatus moves a recipient to another subscription status. A repeated call
 	// with the same event_id is a no-op, so event consumers can retry it safely.
 	UpdateRecipientStatus(ctx context.Context, in *UpdateRecipientStatusRequest, opts ...grpc.CallOption) (*UpdateRecipientStatusResponse, error)
+	// UpdateRecipient changes a recipient's attributes and/or status. Attributes are merged into
+	// the stored ones (a null value removes a key) and checked against the workspace's custom
+	// field definitions.
+	UpdateRecipient(ctx context.Context, in *UpdateRecipientRequest, opts ...grpc.CallOption) (*UpdateRecipientResponse, error)
+	// DeleteRecipient removes a recipient. The address may be added again later; to make sure it
+	// never is, use EraseRecipient.
+	DeleteRecipient(ctx context.Context, in *DeleteRecipientRequest, opts ...grpc.CallOption) (*DeleteRecipientResponse, error)
+	// EraseRecipient removes a recipient and its attributes for good (a GDPR erasure request):
+	// only a keyed hash of the address is kept, so that the same address is refused when it is
+	// created or imported into the domain again.
+	EraseRecipient(ctx context.Context, in *EraseRecipientRequest, opts ...grpc.CallOption) (*EraseRecipientResponse, error)
+	// ListRecipients pages through a domain's recipients, oldest first, with optional filters,
+	// and reports how many match.
+	ListRecipients(ctx context.Context, in *ListRecipientsRequest, opts ...grpc.CallOption) (*ListRecipientsResponse, error)
+	// CreateFieldDefinition adds a custom field to a workspace.
+	CreateFieldDefinition(ctx context.Context, in *CreateFieldDefinitionRequest, opts ...grpc.CallOption) (*CreateFieldDefinitionResponse, error)
+	// ListFieldDefinitions returns a workspace's custom fields, retired ones included.
+	ListFieldDefinitions(ctx context.Context, in *ListFieldDefinitionsRequest, opts ...grpc.CallOption) (*ListFieldDefinitionsResponse, error)
+	// GetFieldDefinition returns one custom field of a workspace.
+	GetFieldDefinition(ctx context.Context, in *GetFieldDefinitionRequest, opts ...grpc.CallOption) (*GetFieldDefinitionResponse, error)
+	// UpdateFieldDefinition changes a custom field additively: its label, its default, new enum
+	// options. Changing its type or required flag, or removing an option, is refused
+	// (FAILED_PRECONDITION): recipients hold values written under the current definition.
+	UpdateFieldDefinition(ctx context.Context, in *UpdateFieldDefinitionRequest, opts ...grpc.CallOption) (*UpdateFieldDefinitionResponse, error)
+	// RetireFieldDefinition stops a custom field from accepting values. Values already stored
+	// stay readable, and the key is never reused.
+	RetireFieldDefinition(ctx context.Context, in *RetireFieldDefinitionRequest, opts ...grpc.CallOption) (*RetireFieldDefinitionResponse, error)
+	// CreateBulkOperation changes every recipient of a domain that matches a filter (their
+	// status, their attributes, or deletes them) in the background, in batches. Recipients
+	// created after the call are left alone.
+	CreateBulkOperation(ctx context.Context, in *CreateBulkOperationRequest, opts ...grpc.CallOption) (*CreateBulkOperationResponse, error)
+	// GetBulkOperation reports a bulk operation's state and progress.
+	GetBulkOperation(ctx context.Context, in *GetBulkOperationRequest, opts ...grpc.CallOption) (*GetBulkOperationResponse, error)
+	// RunBulkOperationBatch is internal (the worker's bulk operation job, service tokens only):
+	// it applies the next batch of an operation and commits its position with it, so a retried
+	// call never applies a batch twice.
+	RunBulkOperationBatch(ctx context.Context, in *RunBulkOperationBatchRequest, opts ...grpc.CallOption) (*RunBulkOperationBatchResponse, error)
 }
 
 type recipientServiceClient struct {
@@ -77,6 +126,126 @@ func (c *recipientServiceClient) UpdateRecipientStatus(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *recipientServiceClient) UpdateRecipient(ctx context.Context, in *UpdateRecipientRequest, opts ...grpc.CallOption) (*UpdateRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateRecipientResponse)
+	err := c.cc.Invoke(ctx, RecipientService_UpdateRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) DeleteRecipient(ctx context.Context, in *DeleteRecipientRequest, opts ...grpc.CallOption) (*DeleteRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRecipientResponse)
+	err := c.cc.Invoke(ctx, RecipientService_DeleteRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) EraseRecipient(ctx context.Context, in *EraseRecipientRequest, opts ...grpc.CallOption) (*EraseRecipientResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EraseRecipientResponse)
+	err := c.cc.Invoke(ctx, RecipientService_EraseRecipient_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) ListRecipients(ctx context.Context, in *ListRecipientsRequest, opts ...grpc.CallOption) (*ListRecipientsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRecipientsResponse)
+	err := c.cc.Invoke(ctx, RecipientService_ListRecipients_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) CreateFieldDefinition(ctx context.Context, in *CreateFieldDefinitionRequest, opts ...grpc.CallOption) (*CreateFieldDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateFieldDefinitionResponse)
+	err := c.cc.Invoke(ctx, RecipientService_CreateFieldDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) ListFieldDefinitions(ctx context.Context, in *ListFieldDefinitionsRequest, opts ...grpc.CallOption) (*ListFieldDefinitionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListFieldDefinitionsResponse)
+	err := c.cc.Invoke(ctx, RecipientService_ListFieldDefinitions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) GetFieldDefinition(ctx context.Context, in *GetFieldDefinitionRequest, opts ...grpc.CallOption) (*GetFieldDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFieldDefinitionResponse)
+	err := c.cc.Invoke(ctx, RecipientService_GetFieldDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) UpdateFieldDefinition(ctx context.Context, in *UpdateFieldDefinitionRequest, opts ...grpc.CallOption) (*UpdateFieldDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateFieldDefinitionResponse)
+	err := c.cc.Invoke(ctx, RecipientService_UpdateFieldDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) RetireFieldDefinition(ctx context.Context, in *RetireFieldDefinitionRequest, opts ...grpc.CallOption) (*RetireFieldDefinitionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetireFieldDefinitionResponse)
+	err := c.cc.Invoke(ctx, RecipientService_RetireFieldDefinition_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) CreateBulkOperation(ctx context.Context, in *CreateBulkOperationRequest, opts ...grpc.CallOption) (*CreateBulkOperationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateBulkOperationResponse)
+	err := c.cc.Invoke(ctx, RecipientService_CreateBulkOperation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) GetBulkOperation(ctx context.Context, in *GetBulkOperationRequest, opts ...grpc.CallOption) (*GetBulkOperationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBulkOperationResponse)
+	err := c.cc.Invoke(ctx, RecipientService_GetBulkOperation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recipientServiceClient) RunBulkOperationBatch(ctx context.Context, in *RunBulkOperationBatchRequest, opts ...grpc.CallOption) (*RunBulkOperationBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunBulkOperationBatchResponse)
+	err := c.cc.Invoke(ctx, RecipientService_RunBulkOperationBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RecipientServiceServer is the server API for RecipientService service.
 // All implementations must embed UnimplementedRecipientServiceServer
 // for forward compatibility.
@@ -90,6 +259,43 @@ type RecipientServiceServer interface {
 	// UpdateRecipientStatus moves a recipient to another subscription status. A repeated call
 	// with the same event_id is a no-op, so event consumers can retry it safely.
 	UpdateRecipientStatus(context.Context, *UpdateRecipientStatusRequest) (*UpdateRecipientStatusResponse, error)
+	// UpdateRecipient changes a recipient's attributes and/or status. Attributes are merged into
+	// the stored ones (a null value removes a key) and checked against the workspace's custom
+	// field definitions.
+	UpdateRecipient(context.Context, *UpdateRecipientRequest) (*UpdateRecipientResponse, error)
+	// DeleteRecipient removes a recipient. The address may be added again later; to make sure it
+	// never is, use EraseRecipient.
+	DeleteRecipient(context.Context, *DeleteRecipientRequest) (*DeleteRecipientResponse, error)
+	// EraseRecipient removes a recipient and its attributes for good (a GDPR erasure request):
+	// only a keyed hash of the address is kept, so that the same address is refused when it is
+	// created or imported into the domain again.
+	EraseRecipient(context.Context, *EraseRecipientRequest) (*EraseRecipientResponse, error)
+	// ListRecipients pages through a domain's recipients, oldest first, with optional filters,
+	// and reports how many match.
+	ListRecipients(context.Context, *ListRecipientsRequest) (*ListRecipientsResponse, error)
+	// CreateFieldDefinition adds a custom field to a workspace.
+	CreateFieldDefinition(context.Context, *CreateFieldDefinitionRequest) (*CreateFieldDefinitionResponse, error)
+	// ListFieldDefinitions returns a workspace's custom fields, retired ones included.
+	ListFieldDefinitions(context.Context, *ListFieldDefinitionsRequest) (*ListFieldDefinitionsResponse, error)
+	// GetFieldDefinition returns one custom field of a workspace.
+	GetFieldDefinition(context.Context, *GetFieldDefinitionRequest) (*GetFieldDefinitionResponse, error)
+	// UpdateFieldDefinition changes a custom field additively: its label, its default, new enum
+	// options. Changing its type or required flag, or removing an option, is refused
+	// (FAILED_PRECONDITION): recipients hold values written under the current definition.
+	UpdateFieldDefinition(context.Context, *UpdateFieldDefinitionRequest) (*UpdateFieldDefinitionResponse, error)
+	// RetireFieldDefinition stops a custom field from accepting values. Values already stored
+	// stay readable, and the key is never reused.
+	RetireFieldDefinition(context.Context, *RetireFieldDefinitionRequest) (*RetireFieldDefinitionResponse, error)
+	// CreateBulkOperation changes every recipient of a domain that matches a filter (their
+	// status, their attributes, or deletes them) in the background, in batches. Recipients
+	// created after the call are left alone.
+	CreateBulkOperation(context.Context, *CreateBulkOperationRequest) (*CreateBulkOperationResponse, error)
+	// GetBulkOperation reports a bulk operation's state and progress.
+	GetBulkOperation(context.Context, *GetBulkOperationRequest) (*GetBulkOperationResponse, error)
+	// RunBulkOperationBatch is internal (the worker's bulk operation job, service tokens only):
+	// it applies the next batch of an operation and commits its position with it, so a retried
+	// call never applies a batch twice.
+	RunBulkOperationBatch(context.Context, *RunBulkOperationBatchRequest) (*RunBulkOperationBatchResponse, error)
 	mustEmbedUnimplementedRecipientServiceServer()
 }
 
@@ -108,6 +314,42 @@ func (UnimplementedRecipientServiceServer) GetRecipient(context.Context, *GetRec
 }
 func (UnimplementedRecipientServiceServer) UpdateRecipientStatus(context.Context, *UpdateRecipientStatusRequest) (*UpdateRecipientStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateRecipientStatus not implemented")
+}
+func (UnimplementedRecipientServiceServer) UpdateRecipient(context.Context, *UpdateRecipientRequest) (*UpdateRecipientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateRecipient not implemented")
+}
+func (UnimplementedRecipientServiceServer) DeleteRecipient(context.Context, *DeleteRecipientRequest) (*DeleteRecipientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRecipient not implemented")
+}
+func (UnimplementedRecipientServiceServer) EraseRecipient(context.Context, *EraseRecipientRequest) (*EraseRecipientResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EraseRecipient not implemented")
+}
+func (UnimplementedRecipientServiceServer) ListRecipients(context.Context, *ListRecipientsRequest) (*ListRecipientsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRecipients not implemented")
+}
+func (UnimplementedRecipientServiceServer) CreateFieldDefinition(context.Context, *CreateFieldDefinitionRequest) (*CreateFieldDefinitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateFieldDefinition not implemented")
+}
+func (UnimplementedRecipientServiceServer) ListFieldDefinitions(context.Context, *ListFieldDefinitionsRequest) (*ListFieldDefinitionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListFieldDefinitions not implemented")
+}
+func (UnimplementedRecipientServiceServer) GetFieldDefinition(context.Context, *GetFieldDefinitionRequest) (*GetFieldDefinitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetFieldDefinition not implemented")
+}
+func (UnimplementedRecipientServiceServer) UpdateFieldDefinition(context.Context, *UpdateFieldDefinitionRequest) (*UpdateFieldDefinitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateFieldDefinition not implemented")
+}
+func (UnimplementedRecipientServiceServer) RetireFieldDefinition(context.Context, *RetireFieldDefinitionRequest) (*RetireFieldDefinitionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetireFieldDefinition not implemented")
+}
+func (UnimplementedRecipientServiceServer) CreateBulkOperation(context.Context, *CreateBulkOperationRequest) (*CreateBulkOperationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateBulkOperation not implemented")
+}
+func (UnimplementedRecipientServiceServer) GetBulkOperation(context.Context, *GetBulkOperationRequest) (*GetBulkOperationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBulkOperation not implemented")
+}
+func (UnimplementedRecipientServiceServer) RunBulkOperationBatch(context.Context, *RunBulkOperationBatchRequest) (*RunBulkOperationBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RunBulkOperationBatch not implemented")
 }
 func (UnimplementedRecipientServiceServer) mustEmbedUnimplementedRecipientServiceServer() {}
 func (UnimplementedRecipientServiceServer) testEmbeddedByValue()                          {}
@@ -184,6 +426,222 @@ func _RecipientService_UpdateRecipientStatus_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecipientService_UpdateRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).UpdateRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_UpdateRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).UpdateRecipient(ctx, req.(*UpdateRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_DeleteRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).DeleteRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_DeleteRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).DeleteRecipient(ctx, req.(*DeleteRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_EraseRecipient_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EraseRecipientRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).EraseRecipient(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_EraseRecipient_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).EraseRecipient(ctx, req.(*EraseRecipientRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_ListRecipients_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRecipientsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).ListRecipients(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_ListRecipients_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).ListRecipients(ctx, req.(*ListRecipientsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_CreateFieldDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateFieldDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).CreateFieldDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_CreateFieldDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).CreateFieldDefinition(ctx, req.(*CreateFieldDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_ListFieldDefinitions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListFieldDefinitionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).ListFieldDefinitions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_ListFieldDefinitions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).ListFieldDefinitions(ctx, req.(*ListFieldDefinitionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_GetFieldDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFieldDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).GetFieldDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_GetFieldDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).GetFieldDefinition(ctx, req.(*GetFieldDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_UpdateFieldDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateFieldDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).UpdateFieldDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_UpdateFieldDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).UpdateFieldDefinition(ctx, req.(*UpdateFieldDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_RetireFieldDefinition_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetireFieldDefinitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).RetireFieldDefinition(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_RetireFieldDefinition_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).RetireFieldDefinition(ctx, req.(*RetireFieldDefinitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_CreateBulkOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateBulkOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).CreateBulkOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_CreateBulkOperation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).CreateBulkOperation(ctx, req.(*CreateBulkOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_GetBulkOperation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBulkOperationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).GetBulkOperation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_GetBulkOperation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).GetBulkOperation(ctx, req.(*GetBulkOperationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RecipientService_RunBulkOperationBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunBulkOperationBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecipientServiceServer).RunBulkOperationBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecipientService_RunBulkOperationBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecipientServiceServer).RunBulkOperationBatch(ctx, req.(*RunBulkOperationBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecipientService_ServiceDesc is the grpc.ServiceDesc for RecipientService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -202,6 +660,54 @@ var RecipientService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateRecipientStatus",
 			Handler:    _RecipientService_UpdateRecipientStatus_Handler,
+		},
+		{
+			MethodName: "UpdateRecipient",
+			Handler:    _RecipientService_UpdateRecipient_Handler,
+		},
+		{
+			MethodName: "DeleteRecipient",
+			Handler:    _RecipientService_DeleteRecipient_Handler,
+		},
+		{
+			MethodName: "EraseRecipient",
+			Handler:    _RecipientService_EraseRecipient_Handler,
+		},
+		{
+			MethodName: "ListRecipients",
+			Handler:    _RecipientService_ListRecipients_Handler,
+		},
+		{
+			MethodName: "CreateFieldDefinition",
+			Handler:    _RecipientService_CreateFieldDefinition_Handler,
+		},
+		{
+			MethodName: "ListFieldDefinitions",
+			Handler:    _RecipientService_ListFieldDefinitions_Handler,
+		},
+		{
+			MethodName: "GetFieldDefinition",
+			Handler:    _RecipientService_GetFieldDefinition_Handler,
+		},
+		{
+			MethodName: "UpdateFieldDefinition",
+			Handler:    _RecipientService_UpdateFieldDefinition_Handler,
+		},
+		{
+			MethodName: "RetireFieldDefinition",
+			Handler:    _RecipientService_RetireFieldDefinition_Handler,
+		},
+		{
+			MethodName: "CreateBulkOperation",
+			Handler:    _RecipientService_CreateBulkOperation_Handler,
+		},
+		{
+			MethodName: "GetBulkOperation",
+			Handler:    _RecipientService_GetBulkOperation_Handler,
+		},
+		{
+			MethodName: "RunBulkOperationBatch",
+			Handler:    _RecipientService_RunBulkOperationBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,2 @@
+-- herald:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS recipient.recipients_attributes_gin_idx;

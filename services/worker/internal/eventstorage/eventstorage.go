@@ -1,0 +1,248 @@
+// Package eventstorage keeps the time-partitioned storage of engagement events
+// (events.engagement_events) with periodic River jobs on the maintenance queue:
+//
+//   - partitions: the weekly partitions from a week back to four weeks ahead exist
+//     (events.create_engagement_partitions);
+//   - rollup: the daily rollup events.email_events_daily holds, for the last RollupDays days
+//     and today, exactly the counts of the events (late events included: those days are
+//     recounted, so a run that repeats changes nothing);
+//   - retention: the partitions whose every event is older than the retention period are
+//     detached and dropped (events.drop_engagement_partitions).
+//
+// Every job is idempotent, and a run logs what it did and counts it in metrics. On TimescaleDB
+// the partition and retention functions do nothing (the hypertable has its chunks and its
+// retention policy) and the rollup runs the same.
+package eventstorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"go.uber.org/zap"
+)
+
+// Storage windows.
+const (
+	// PartitionsBehind and PartitionsAhead bound the partitions the partitions job keeps (the
+	// same window as the storage setup of migrate up).
+	PartitionsBehind = 7 * 24 * time.Hour
+	PartitionsAhead  = 28 * 24 * time.Hour
+	// Retention is how long events are kept.
+	Retention = 90 * 24 * time.Hour
+	// RollupDays is how many days before today the rollup recounts: events arriving up to that
+	// late are counted.
+	RollupDays = 3
+)
+
+// Schedules of the periodic jobs.
+const (
+	PartitionsEvery = time.Hour
+	RollupEvery     = 15 * time.Minute
+	RetentionEvery  = 6 * time.Hour
+)
+
+// Metrics counts what the jobs did.
+type Metrics struct {
+	partitionsCreated prometheus.Counter
+	partitionsDropped prometheus.Counter
+	rollupRows        prometheus.Counter
+	rollupRuns        prometheus.Counter
+}
+
+// NewMetrics registers the jobs' metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		partitionsCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_events_partitions_created_total",
+			Help: "Weekly partitions of events.engagement_events created by the worker.",
+		}),
+		partitionsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_events_partitions_dropped_total",
+			Help: "Partitions of events.engagement_events dropped after the retention period.",
+		}),
+		rollupRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_events_rollup_rows_written_total",
+			Help: "Rows of events.email_events_daily written by the rollup.",
+		}),
+		rollupRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_events_rollup_runs_total",
+			Help: "Completed runs of the daily rollup of events.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.partitionsCreated, m.partitionsDropped, m.rollupRows, m.rollupRuns} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register event storage metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Jobs holds the workers of the three jobs.
+type Jobs struct {
+	pool    *pgxpool.Pool
+	now     func() time.Time
+	log     *zap.Logger
+	metrics *Metrics
+}
+
+// New returns the jobs on pool (the worker's role), with clock now.
+func New(pool *pgxpool.Pool, now func() time.Time, metrics *Metrics, log *zap.Logger) *Jobs {
+	return &Jobs{pool: pool, now: now, log: log, metrics: metrics}
+}
+
+// Register adds the three workers to workers.
+func (j *Jobs) Register(workers *river.Workers) error {
+	return errors.Join(
+		river.AddWorkerSafely(workers, &partitionsWorker{jobs: j}),
+		river.AddWorkerSafely(workers, &rollupWorker{jobs: j}),
+		river.AddWorkerSafely(workers, &retentionWorker{jobs: j}),
+	)
+}
+
+// PeriodicJobs returns the schedules of the three jobs; each runs once at start too.
+func PeriodicJobs() []*river.PeriodicJob {
+	job := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
+		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
+			return args, nil
+		}, &river.PeriodicJobOpts{ID: args.Kind(), RunOnStart: true})
+	}
+	return []*river.PeriodicJob{
+		job(PartitionsEvery, jobs.EventPartitionsArgs{}),
+		job(RollupEvery, jobs.EventRollupArgs{}),
+		job(RetentionEvery, jobs.EventRetentionArgs{}),
+	}
+}
+
+// EnsurePartitions creates the missing partitions of the window at the jobs' clock and
+// returns their names.
+func (j *Jobs) EnsurePartitions(ctx context.Context) ([]string, error) {
+	now := j.now()
+	created, err := j.names(ctx, "SELECT events.create_engagement_partitions($1, $2)", now.Add(-PartitionsBehind), now.Add(PartitionsAhead))
+	if err != nil {
+		return nil, fmt.Errorf("create partitions: %w", err)
+	}
+	j.metrics.partitionsCreated.Add(float64(len(created)))
+	j.log.Info("event partitions ensured", zap.Strings("created", created))
+	return created, nil
+}
+
+// DropExpired drops the partitions past the retention period at the jobs' clock and returns
+// their names.
+func (j *Jobs) DropExpired(ctx context.Context) ([]string, error) {
+	before := j.now().Add(-Retention)
+	dropped, err := j.names(ctx, "SELECT events.drop_engagement_partitions($1)", before)
+	if err != nil {
+		return nil, fmt.Errorf("drop expired partitions: %w", err)
+	}
+	j.metrics.partitionsDropped.Add(float64(len(dropped)))
+	j.log.Info("expired event partitions dropped", zap.Strings("dropped", dropped), zap.Time("before", before))
+	return dropped, nil
+}
+
+func (j *Jobs) names(ctx context.Context, sql string, args ...any) ([]string, error) {
+	rows, err := j.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// rollupDeleteSQL and rollupSQL recount the days [$1, $2) (UTC) of every tenant: the old rows
+// of those days go and the counts of the events take their place, in one transaction, so a
+// reader sees either the old counts or the new ones, and running it twice changes nothing.
+// The range of created_at lets PostgreSQL read only the partitions of those days.
+const rollupDeleteSQL = `DELETE FROM events.email_events_daily WHERE day >= $1::date AND day < $2::date`
+
+const rollupSQL = `
+INSERT INTO events.email_events_daily
+	(company_id, workspace_id, domain_id, campaign_id, day, total, sent, delivered,
+	 opens, opens_machine, clicks, clicks_machine, bounces, complaints, unsubscribes, refreshed_at)
+SELECT company_id, workspace_id, domain_id, campaign_id, (created_at AT TIME ZONE 'UTC')::date,
+	count(*),
+	count(*) FILTER (WHERE type = 'sent'),
+	count(*) FILTER (WHERE type = 'delivered'),
+	count(*) FILTER (WHERE type = 'open'),
+	count(*) FILTER (WHERE type = 'open' AND is_machine),
+	count(*) FILTER (WHERE type = 'click'),
+	count(*) FILTER (WHERE type = 'click' AND is_machine),
+	count(*) FILTER (WHERE type = 'bounce'),
+	count(*) FILTER (WHERE type = 'complaint'),
+	count(*) FILTER (WHERE type = 'unsubscribe'),
+	now()
+FROM events.engagement_events
+WHERE created_at >= ($1::date)::timestamp AT TIME ZONE 'UTC'
+  AND created_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
+GROUP BY company_id, workspace_id, domain_id, campaign_id, (created_at AT TIME ZONE 'UTC')::date`
+
+// Rollup recounts the days from RollupDays before today to today (UTC, at the jobs' clock)
+// and returns the number of rollup rows written.
+func (j *Jobs) Rollup(ctx context.Context) (int64, error) {
+	now := j.now().UTC()
+	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	from, to := today.AddDate(0, 0, -RollupDays), today.AddDate(0, 0, 1)
+	start := time.Now()
+	var written int64
+	err := pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
+		// Two runs at once (a rescued job and its retry) would delete each other's rows.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('events.email_events_daily rollup', 0))"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, rollupDeleteSQL, from, to); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, rollupSQL, from, to)
+		if err != nil {
+			return err
+		}
+		written = tag.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("roll up events from %s to %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
+	}
+	j.metrics.rollupRows.Add(float64(written))
+	j.metrics.rollupRuns.Inc()
+	j.log.Info("events rolled up", zap.String("from", from.Format(time.DateOnly)), zap.String("to", to.Format(time.DateOnly)),
+		zap.Int64("rows", written), zap.Duration("duration", time.Since(start)))
+	return written, nil
+}
+
+type partitionsWorker struct {
+	river.WorkerDefaults[jobs.EventPartitionsArgs]
+	jobs *Jobs
+}
+
+// Work creates the partitions ahead.
+func (w *partitionsWorker) Work(ctx context.Context, _ *river.Job[jobs.EventPartitionsArgs]) error {
+	_, err := w.jobs.EnsurePartitions(ctx)
+	return err
+}
+
+type rollupWorker struct {
+	river.WorkerDefaults[jobs.EventRollupArgs]
+	jobs *Jobs
+}
+
+// Work recounts the recent days.
+func (w *rollupWorker) Work(ctx context.Context, _ *river.Job[jobs.EventRollupArgs]) error {
+	_, err := w.jobs.Rollup(ctx)
+	return err
+}
+
+type retentionWorker struct {
+	river.WorkerDefaults[jobs.EventRetentionArgs]
+	jobs *Jobs
+}
+
+// Work drops the expired partitions.
+func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[jobs.EventRetentionArgs]) error {
+	_, err := w.jobs.DropExpired(ctx)
+	return err
+}
