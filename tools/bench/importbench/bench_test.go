@@ -1,7 +1,9 @@
 package importbench
 
 import (
+	"bufio"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"os"
 	"os/exec"
@@ -90,4 +92,71 @@ ON CONFLICT (domain_id, email) DO UPDATE
 		`SELECT count(*) FROM recipient.recipients WHERE domain_id = $1`, domainID).Scan(&n))
 	require.Equal(s.tb, int64(benchRows), n)
 	return took
+}
+
+// largeFileBytes is the size of BenchmarkImportLargeFile's file.
+const largeFileBytes = 1 << 30
+
+// BenchmarkImportLargeFile imports a 1 GiB CSV file end to end, to show that neither the upload
+// nor the worker holds the file in memory: the rows of BenchmarkImport plus a ~1 KB column that
+// the mapping leaves out, so that every byte is uploaded, stored and parsed. Metrics: rows/s,
+// MB/s (file bytes per second, upload included) and worker-peak-rss-MB.
+func BenchmarkImportLargeFile(b *testing.B) {
+	path, rows, size := writeWideFile(b, largeFileBytes)
+	s := startStack(b, nil)
+	tn := s.signUp()
+	var elapsed time.Duration
+	b.ResetTimer()
+	for range b.N {
+		dom := s.newDomain(tn)
+		f, err := os.Open(path)
+		require.NoError(b, err)
+		start := time.Now()
+		im := s.startImport(tn, dom, f, benchMap...)
+		im = s.waitImport(tn, dom, im.ID, 60*time.Minute, ended)
+		elapsed += time.Since(start)
+		_ = f.Close()
+		require.Equal(b, "IMPORT_STATE_SUCCEEDED", im.State, "%+v", im)
+		require.Equal(b, int64(rows), im.Inserted)
+	}
+	b.StopTimer()
+	rss, err := s.worker.peakRSSMB()
+	require.NoError(b, err)
+	b.ReportMetric(float64(rows*b.N)/elapsed.Seconds(), "rows/s")
+	b.ReportMetric(float64(size)*float64(b.N)/1e6/elapsed.Seconds(), "MB/s")
+	b.ReportMetric(rss, "worker-peak-rss-MB")
+}
+
+// writeWideFile writes a CSV of at least minBytes: the columns of writeFile plus Notes, about
+// 1 KB of text that no mapping names. It returns the path, the number of data rows and the
+// size in bytes.
+func writeWideFile(tb testing.TB, minBytes int64) (string, int, int64) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "recipients-wide.csv")
+	f, err := os.Create(path)
+	require.NoError(tb, err)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	w := csv.NewWriter(bw)
+	require.NoError(tb, w.Write([]string{"Email", "First name", "Last name", "Age", "City", "Notes"}))
+	notes := strings.Repeat("lorem ipsum dolor sit amet, ", 36)
+	cities := []string{"Paris", "Lyon", "Berlin", "Lisbon", "Oslo"}
+	var written int64
+	rows := 0
+	for ; written < minBytes; rows++ {
+		rec := []string{
+			fmt.Sprintf("person.%08d@example.com", rows), fmt.Sprintf("First%d", rows%1000), fmt.Sprintf("Last%d", rows%997),
+			fmt.Sprint(18 + rows%60), cities[rows%len(cities)], notes,
+		}
+		require.NoError(tb, w.Write(rec))
+		for _, field := range rec {
+			written += int64(len(field)) + 1
+		}
+	}
+	w.Flush()
+	require.NoError(tb, w.Error())
+	require.NoError(tb, bw.Flush())
+	st, err := f.Stat()
+	require.NoError(tb, err)
+	require.NoError(tb, f.Close())
+	return path, rows, st.Size()
 }
