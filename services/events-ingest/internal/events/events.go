@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/machine"
 	"github.com/heraldmail/herald/libs/tenancy"
 )
 
@@ -104,11 +103,6 @@ type Event struct {
 	IP          string
 	URL         string
 	BounceClass string
-	// IsMachine marks an open or click made by a machine (a privacy proxy, a link scanner),
-	// set by ClassifyMachine before the event is written; MachineReason says why, for logs
-	// and metrics only (it is not stored).
-	IsMachine     bool
-	MachineReason machine.Reason
 }
 
 // StatusChange is the recipient status an event causes, if any: bounces, complaints and
@@ -171,10 +165,8 @@ func (r *Result) add(o Result) {
 type Store interface {
 	// Insert stores evs (whose ids are distinct) for tenant t in one transaction, skipping
 	// ids stored before, and enqueues the recipient status change of every newly stored
-	// bounce, complaint and unsubscribe in the same transaction. Before writing it sets
-	// IsMachine and MachineReason on the opens and clicks of evs (ClassifyMachine), looking
-	// up what it needs; a failed look-up classifies by user agent only and never fails the
-	// call. It returns the number of events newly stored.
+	// bounce, complaint and unsubscribe in the same transaction. It returns the number of
+	// events newly stored.
 	Insert(ctx context.Context, t tenancy.Tenant, evs []Event) (int, error)
 }
 

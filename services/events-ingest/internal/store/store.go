@@ -9,11 +9,6 @@
 // so a retried event is the same row); off, the legacy events.email_events, keyed by id alone,
 // as the previous release writes it. The previous release never reads either table, so there
 // is no dual write: the backfill events_engagement_events copies the legacy rows over.
-//
-// Before a batch is written its opens and clicks are classified as machine traffic or not
-// (events.ClassifyMachine), with the delivery times and recent clicks of their recipients
-// looked up in the same transaction; only the partitioned table stores the verdict
-// (is_machine), the legacy table has no column for it.
 package store
 
 import (
@@ -26,7 +21,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/jobs"
-	"github.com/heraldmail/herald/libs/machine"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/jackc/pgx/v5"
@@ -39,7 +33,7 @@ import (
 const stagingTable = "email_events_staging"
 
 var stagingColumns = []string{
-	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class", "is_machine",
+	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class",
 }
 
 const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
@@ -51,13 +45,10 @@ const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
 	user_agent   text        NOT NULL,
 	ip           text        NOT NULL,
 	url          text        NOT NULL,
-	bounce_class text        NOT NULL,
-	is_machine   boolean     NOT NULL
+	bounce_class text        NOT NULL
 ) ON COMMIT DROP`
 
-// The tenant ids come from the verified request, never from the events themselves. The
-// legacy table has no is_machine column: machine marking is stored only by the partitioned
-// storage.
+// The tenant ids come from the verified request, never from the events themselves.
 const insertLegacy = `INSERT INTO events.email_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class)
@@ -70,34 +61,12 @@ RETURNING id, type, recipient_id, bounce_class`
 // insertPartitioned writes the event's time as created_at, the partition key.
 const insertPartitioned = `INSERT INTO events.engagement_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, created_at,
-	 user_agent, ip, url, bounce_class, is_machine)
+	 user_agent, ip, url, bounce_class)
 SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
-	 user_agent, ip, url, bounce_class, is_machine
+	 user_agent, ip, url, bounce_class
 FROM ` + stagingTable + `
 ON CONFLICT (id, created_at) DO NOTHING
 RETURNING id, type, recipient_id, bounce_class`
-
-// historyQuery returns, for the (campaign, recipient) pairs $1, $2 of a batch, their
-// delivered and sent events from $5 on and their clicks from $3 on (none when $3 is NULL), in
-// the table the batch is written to (row-level security keeps it to the tenant; $4 is its
-// domain). The timing rules of libs/machine need nothing else: a delivery earlier than
-// MinDelay before the batch's first open or click cannot make any of them too soon, and the
-// time bound keeps the lookup on the recent slice of the domain's (domain_id, time) index
-// however large the campaign.
-func historyQuery(table, timeColumn string) string {
-	return `SELECT e.campaign_id, e.recipient_id, e.type, e.` + timeColumn + `, e.url
-FROM ` + table + ` AS e
-JOIN unnest($1::uuid[], $2::uuid[]) AS p (campaign_id, recipient_id)
-	ON e.campaign_id = p.campaign_id AND e.recipient_id = p.recipient_id
-WHERE e.domain_id = $4
-	AND e.` + timeColumn + ` >= $5::timestamptz
-	AND (e.type IN ('delivered', 'sent') OR (e.type = 'click' AND e.` + timeColumn + ` >= $3::timestamptz))`
-}
-
-var (
-	historyLegacy      = historyQuery("events.email_events", "occurred_at")
-	historyPartitioned = historyQuery("events.engagement_events", "created_at")
-)
 
 // createPartitions makes sure the weekly partitions of a time range exist; events-ingest may
 // call it (SECURITY DEFINER, see the events migrations), and does only when an insert finds
@@ -109,9 +78,6 @@ type Store struct {
 	db       tenancy.Beginner
 	inserter *jobs.Inserter
 	flags    flags.Provider
-	rules    machine.Rules
-	// historySQL, when set, replaces the history query of both tables (tests).
-	historySQL string
 }
 
 // Option configures a Store.
@@ -125,7 +91,7 @@ func WithFlags(p flags.Provider) Option {
 
 // New returns a store on db (a pool) that enqueues jobs with inserter.
 func New(db tenancy.Beginner, inserter *jobs.Inserter, opts ...Option) *Store {
-	s := &Store{db: db, inserter: inserter, rules: machine.DefaultRules()}
+	s := &Store{db: db, inserter: inserter}
 	for _, o := range opts {
 		o(s)
 	}
@@ -146,9 +112,9 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return 0, nil
 	}
 	if !s.Partitioned(ctx, t) {
-		return s.insert(ctx, t, evs, insertLegacy, historyLegacy)
+		return s.insert(ctx, t, evs, insertLegacy)
 	}
-	n, err := s.insert(ctx, t, evs, insertPartitioned, historyPartitioned)
+	n, err := s.insert(ctx, t, evs, insertPartitioned)
 	if !noPartition(err) {
 		return n, err
 	}
@@ -156,24 +122,18 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 	if err := s.createPartitions(ctx, evs); err != nil {
 		return 0, err
 	}
-	return s.insert(ctx, t, evs, insertPartitioned, historyPartitioned)
+	return s.insert(ctx, t, evs, insertPartitioned)
 }
 
-func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, insertSQL, historySQL string) (int, error) {
+func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, insertSQL string) (int, error) {
 	var inserted int
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
-		h, err := s.history(ctx, tx, t, evs, historySQL)
-		if err != nil {
-			// Classification never fails nor delays a batch: by user agent only.
-			h = nil
-		}
-		events.ClassifyMachine(s.rules, evs, h)
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stagingTable}, stagingColumns, pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
 			e := evs[i]
-			return []any{e.ID, string(e.Type), e.CampaignID, e.RecipientID, e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass, e.IsMachine}, nil
+			return []any{e.ID, string(e.Type), e.CampaignID, e.RecipientID, e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass}, nil
 		})); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
@@ -222,71 +182,6 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return 0, err
 	}
 	return inserted, nil
-}
-
-// history looks up what the timing rules need about the pairs of evs, in one query, inside a
-// savepoint of tx so that a failure leaves tx usable. Nothing to look up is an empty history.
-func (s *Store) history(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, evs []events.Event, historySQL string) (*events.History, error) {
-	h := events.NewHistory()
-	pairs := events.MachinePairs(evs)
-	if len(pairs) == 0 {
-		return h, nil
-	}
-	campaigns := make([]uuid.UUID, len(pairs))
-	recipients := make([]uuid.UUID, len(pairs))
-	for i, p := range pairs {
-		campaigns[i], recipients[i] = p.CampaignID, p.RecipientID
-	}
-	// Clicks from BurstWindow before the batch's earliest click on; none without clicks.
-	var since *time.Time
-	for _, e := range evs {
-		if e.Type == events.TypeClick && (since == nil || e.OccurredAt.Before(*since)) {
-			at := e.OccurredAt
-			since = &at
-		}
-	}
-	if since != nil {
-		at := since.Add(-s.rules.BurstWindow)
-		since = &at
-	}
-	// Deliveries from MinDelay before the batch's earliest open or click on.
-	var from time.Time
-	for _, e := range evs {
-		if (e.Type == events.TypeClick || e.Type == events.TypeOpen) && (from.IsZero() || e.OccurredAt.Before(from)) {
-			from = e.OccurredAt
-		}
-	}
-	from = from.Add(-s.rules.MinDelay)
-	if since != nil && since.Before(from) {
-		from = *since
-	}
-	if s.historySQL != "" {
-		historySQL = s.historySQL
-	}
-	err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) error {
-		rows, err := sp.Query(ctx, historySQL, campaigns, recipients, since, t.DomainID, from)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				p   events.Pair
-				typ string
-				at  time.Time
-				url string
-			)
-			if err := rows.Scan(&p.CampaignID, &p.RecipientID, &typ, &at, &url); err != nil {
-				return err
-			}
-			h.Add(p, events.Type(typ), at, url)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("look up the history of the batch: %w", err)
-	}
-	return h, nil
 }
 
 // createPartitions creates the partitions that the times of evs need, in a transaction of

@@ -38,15 +38,9 @@ type bundle struct {
 // (events.engagement_events) and once off (events.email_events).
 func eachStorage(t *testing.T, fn func(t *testing.T, s *store.Store, b bundle)) {
 	t.Helper()
-	eachStorageWith(t, nil, fn)
-}
-
-// eachStorageWith is eachStorage with stores made with opts as well.
-func eachStorageWith(t *testing.T, opts []store.Option, fn func(t *testing.T, s *store.Store, b bundle)) {
-	t.Helper()
 	p := flagstest.New(t)
 	flagstest.Both(t, p, flags.EventsPartitionedStorage, func(t *testing.T, on bool) {
-		s, b := setup(t, p, opts...)
+		s, b := setup(t, p)
 		require.Equal(t, on, s.Partitioned(t.Context(), b.tenant))
 		if on {
 			b.table, b.timeColumn = "events.engagement_events", "created_at"
@@ -57,13 +51,13 @@ func eachStorageWith(t *testing.T, opts []store.Option, fn func(t *testing.T, s 
 
 // setup returns a store connected as the service's role, held to its grants and to
 // row-level security, checking its flag with p.
-func setup(t *testing.T, p flags.Provider, opts ...store.Option) (*store.Store, bundle) {
+func setup(t *testing.T, p flags.Provider) (*store.Store, bundle) {
 	t.Helper()
 	dbURL := pgtest.URL(t)
 	pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
-	return store.New(pool, ins, append([]store.Option{store.WithFlags(p)}, opts...)...), bundle{
+	return store.New(pool, ins, store.WithFlags(p)), bundle{
 		pool: pgtest.Open(t, dbURL), tenant: newTenant(), table: "events.email_events", timeColumn: "occurred_at",
 	}
 }
