@@ -18,6 +18,10 @@ import (
 // Schema holds River's tables.
 const Schema = "river"
 
+// Executor is the process that runs every job: the worker. The service tokens a job calls
+// other services with name it ("service:worker").
+const Executor = "worker"
+
 // Queues.
 const (
 	QueueImport         = "import"

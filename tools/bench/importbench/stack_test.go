@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldmail/herald/libs/process/processtest"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -85,17 +86,6 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	var lc net.ListenConfig
-	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(n int) string {
@@ -190,12 +180,12 @@ func startStack(tb testing.TB, workerEnv map[string]string) *stack {
 		"DRAIN_DELAY":      "0s",
 		"SHUTDOWN_TIMEOUT": "10s",
 	}
-	grpcPort := freePort(tb)
+	grpcPort := processtest.FreePort(tb)
 	s.recipient = "127.0.0.1:" + strconv.Itoa(grpcPort)
 	s.start("recipient", map[string]string{"GRPC_PORT": strconv.Itoa(grpcPort)})
-	httpPort := freePort(tb)
+	httpPort := processtest.FreePort(tb)
 	s.gateway = "http://127.0.0.1:" + strconv.Itoa(httpPort)
-	nowhere := "127.0.0.1:" + strconv.Itoa(freePort(tb))
+	nowhere := "127.0.0.1:" + strconv.Itoa(processtest.FreePort(tb))
 	s.start("gateway", map[string]string{
 		"PORT":                strconv.Itoa(httpPort),
 		"RECIPIENT_GRPC_ADDR": s.recipient,
@@ -220,7 +210,7 @@ func (s *stack) startWorker() {
 // waits until it is ready; it is killed when the test ends.
 func (s *stack) start(name string, env map[string]string) *proc {
 	s.tb.Helper()
-	p := &proc{name: name, admin: freePort(s.tb), out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, admin: processtest.FreePort(s.tb), out: &lockedBuffer{}, done: make(chan struct{})}
 	all := map[string]string{"ADMIN_PORT": strconv.Itoa(p.admin), "DATABASE_URL": pgtest.URLAs(s.tb, s.dbURL, "herald_"+map[string]string{
 		"recipient": "recipient", "gateway": "gateway", "worker": "worker",
 	}[name])}

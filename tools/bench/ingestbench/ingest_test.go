@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/heraldmail/herald/libs/process/processtest"
 	"github.com/heraldmail/herald/libs/rpc"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
@@ -83,7 +84,7 @@ func setup(b *testing.B, withGateway bool) *bench {
 	}
 	bn := &bench{admin: pgtest.Open(b, dbURL)}
 
-	grpcPort, ingestAdmin := freePort(b), freePort(b)
+	grpcPort, ingestAdmin := processtest.FreePort(b), processtest.FreePort(b)
 	env := common(ingestAdmin)
 	env["GRPC_PORT"] = strconv.Itoa(grpcPort)
 	// Its own role, as in production: row-level security applies.
@@ -100,7 +101,7 @@ func setup(b *testing.B, withGateway bool) *bench {
 		require.NoError(b, err)
 		return bn
 	}
-	httpPort, gwAdmin := freePort(b), freePort(b)
+	httpPort, gwAdmin := processtest.FreePort(b), processtest.FreePort(b)
 	env = common(gwAdmin)
 	env["PORT"] = strconv.Itoa(httpPort)
 	env["DATABASE_URL"] = dbURL

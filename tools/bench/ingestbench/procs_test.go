@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -86,16 +85,6 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-func freePort(b *testing.B) int {
-	b.Helper()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	require.NoError(b, ln.Close())
-	return port
 }
 
 func randomSecret() string {

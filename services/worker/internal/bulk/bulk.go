@@ -22,9 +22,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ServiceName is the subject of the service tokens the worker mints ("service:worker").
-const ServiceName = "worker"
-
 // Defaults of Options.
 const (
 	// DefaultAttemptDuration is how long one attempt works before it hands over to the next
@@ -114,7 +111,7 @@ func (w *Worker) run(ctx context.Context, a jobs.BulkOperationArgs, until time.T
 		// A fresh token per batch: an operation outlives one token. It reaches the job's own
 		// partition only, so a job whose arguments were tampered with cannot touch another
 		// workspace or domain of the company.
-		tok, err := w.signer.ServiceTokenFor(ServiceName, t)
+		tok, err := w.signer.ServiceTokenFor(jobs.Executor, t)
 		if err != nil {
 			return fmt.Errorf("mint service token: %w", err)
 		}

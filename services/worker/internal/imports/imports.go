@@ -28,9 +28,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ServiceName is the subject of the service tokens the worker mints ("service:worker").
-const ServiceName = "worker"
-
 // Defaults of Options.
 const (
 	// DefaultBatchSize is the number of rows per batch (see docs/imports.md for the figures
@@ -176,7 +173,7 @@ type run struct {
 // call returns ctx with a fresh service token narrowed to the import's partition: an import
 // outlives one token.
 func (r *run) call(ctx context.Context) (context.Context, error) {
-	tok, err := r.w.signer.ServiceTokenFor(ServiceName, r.tenant)
+	tok, err := r.w.signer.ServiceTokenFor(jobs.Executor, r.tenant)
 	if err != nil {
 		return nil, fmt.Errorf("mint service token: %w", err)
 	}

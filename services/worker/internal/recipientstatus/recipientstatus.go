@@ -20,9 +20,6 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// ServiceName is the subject of the service tokens the worker mints ("service:worker").
-const ServiceName = "worker"
-
 // JobTimeout bounds one attempt; the recipient service answers in milliseconds, so an attempt
 // that takes longer is stuck and better retried.
 const JobTimeout = 30 * time.Second
@@ -69,7 +66,7 @@ func (w *Worker) Work(ctx context.Context, job *river.Job[jobs.RecipientStatusAr
 
 	// The token reaches the job's own partition only, so a job whose arguments were tampered
 	// with cannot touch another workspace or domain of the company.
-	tok, err := w.signer.ServiceTokenFor(ServiceName, tenancy.Tenant{CompanyID: a.CompanyID, WorkspaceID: a.WorkspaceID, DomainID: a.DomainID})
+	tok, err := w.signer.ServiceTokenFor(jobs.Executor, tenancy.Tenant{CompanyID: a.CompanyID, WorkspaceID: a.WorkspaceID, DomainID: a.DomainID})
 	if err != nil {
 		return fmt.Errorf("mint service token: %w", err)
 	}
