@@ -80,7 +80,8 @@ func TestCatalogRowLevelSecurity(t *testing.T) {
 			AND (a.attname IS NOT NULL OR (n.nspname, c.relname) = ('identity', 'workspaces'))
 		ORDER BY 1`, appSchemas())
 	for _, want := range []string{
-		"campaign.campaigns", "events.email_events", "events.email_events_daily", "events.engagement_events",
+		"campaign.campaigns", "events.campaign_engagement_uniques", "events.campaign_recipient_engagement",
+		"events.email_events", "events.email_events_daily", "events.engagement_events",
 		"events." + migrations.PartitionName(time.Now()), "identity.api_keys", "identity.domains",
 		"identity.invitations", "identity.memberships", "identity.workspaces", "recipient.recipients",
 	} {
@@ -199,6 +200,14 @@ func TestCatalogPrivileges(t *testing.T) {
 		migrations.RoleWorker+" SELECT events.email_events_daily",
 		migrations.RoleWorker+" INSERT events.email_events_daily",
 		migrations.RoleWorker+" DELETE events.email_events_daily",
+		// The campaigns' unique opens and clicks: the rollup moves first times earlier and
+		// recounts, never deletes.
+		migrations.RoleWorker+" SELECT events.campaign_recipient_engagement",
+		migrations.RoleWorker+" INSERT events.campaign_recipient_engagement",
+		migrations.RoleWorker+" UPDATE events.campaign_recipient_engagement",
+		migrations.RoleWorker+" SELECT events.campaign_engagement_uniques",
+		migrations.RoleWorker+" INSERT events.campaign_engagement_uniques",
+		migrations.RoleWorker+" UPDATE events.campaign_engagement_uniques",
 		// The progress of backfills: the worker runs them and never deletes one.
 		migrations.RoleWorker+" USAGE schema maintenance",
 		migrations.RoleWorker+" SELECT maintenance.backfills",

@@ -181,6 +181,11 @@ func serviceEnv(p ports, d deps) (map[string]string, error) {
 		// isolation suite above all); the rate limit has tests of its own.
 		env["RATE_LIMIT_BURST"] = "10000"
 	}
+	if p.grpc == 0 && p.http == 0 {
+		// The worker: statistics are recounted every second, so that tests see their events
+		// counted within moments.
+		env["EVENT_ROLLUP_INTERVAL"] = "1s"
+	}
 	maps.Copy(env, d.env)
 	for name, addr := range d.grpcAddrs {
 		switch name {

@@ -1,6 +1,7 @@
 // Package app wires events-ingest: configuration, the shared process plumbing (logging,
 // PostgreSQL, Redis, metrics, health), the events store, the write buffer (events.Batcher) and
-// service and the gRPC server, all run under one graceful lifecycle.
+// service, the statistics reader with its clients of the campaign and recipient services, and
+// the gRPC server, all run under one graceful lifecycle.
 package app
 
 import (
@@ -12,8 +13,13 @@ import (
 	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/libs/lifecycle"
 	"github.com/heraldmail/herald/libs/process"
+	"github.com/heraldmail/herald/libs/rpc"
+	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
+	recipientv1 "github.com/heraldmail/herald/proto/gen/go/herald/recipient/v1"
+	"github.com/heraldmail/herald/services/events-ingest/internal/directory"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/heraldmail/herald/services/events-ingest/internal/grpcapi"
+	"github.com/heraldmail/herald/services/events-ingest/internal/stats"
 	"github.com/heraldmail/herald/services/events-ingest/internal/store"
 	"go.uber.org/zap"
 )
@@ -57,9 +63,22 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	// Should start-up fail below, the writers still stop.
 	p.OnClose(func() { _ = batcher.Close(context.Background()) })
 	svc := events.NewService(batcher, time.Now)
+	campaignConn, err := rpc.Dial(cfg.CampaignGRPCAddr)
+	if err != nil {
+		return fmt.Errorf("CAMPAIGN_GRPC_ADDR: %w", err)
+	}
+	p.OnClose(func() { _ = campaignConn.Close() })
+	recipientConn, err := rpc.Dial(cfg.RecipientGRPCAddr)
+	if err != nil {
+		return fmt.Errorf("RECIPIENT_GRPC_ADDR: %w", err)
+	}
+	p.OnClose(func() { _ = recipientConn.Close() })
+	dir := directory.New(campaignv1.NewCampaignServiceClient(campaignConn), recipientv1.NewRecipientServiceClient(recipientConn))
+
 	srv, hs := p.GRPCServer()
 	grpcapi.Register(srv, grpcapi.New(svc, p.Log))
-	hs.SetServing(grpcapi.ServiceName)
+	grpcapi.RegisterStats(srv, grpcapi.NewStats(stats.New(p.Pool, p.Flags), dir, time.Now, p.Log))
+	hs.SetServing(grpcapi.ServiceName, grpcapi.StatsServiceName)
 	grpcComps, err := p.ServeGRPC(ctx, cfg.GRPCPort, srv, hs)
 	if err != nil {
 		return err

@@ -18,6 +18,11 @@ type Config struct {
 	// GRPCPort is the listener of herald.events.v1.EventsIngestService.
 	GRPCPort int `env:"GRPC_PORT" default:"50053" min:"1" max:"65535"`
 
+	// CampaignGRPCAddr and RecipientGRPCAddr are the services asked whether a campaign or
+	// recipient exists before its statistics or timeline are answered.
+	CampaignGRPCAddr  string `env:"CAMPAIGN_GRPC_ADDR" default:"localhost:50051"`
+	RecipientGRPCAddr string `env:"RECIPIENT_GRPC_ADDR" default:"localhost:50052"`
+
 	Ingest Ingest
 }
 

@@ -185,6 +185,18 @@ func (s *Server) status(ctx context.Context, err error) error {
 	case errors.Is(err, events.ErrNotStored):
 		s.log.Error("write events", zap.Error(err))
 		return status.Error(codes.Unavailable, "the events could not be stored: retry the unacknowledged events")
+	}
+	if st := commonStatus(ctx, err); st != nil {
+		return st
+	}
+	s.log.Error("ingest events", zap.Error(err))
+	return status.Error(codes.Internal, "internal error")
+}
+
+// commonStatus maps the errors every RPC of events-ingest can meet (authentication, tenant
+// scope, the caller giving up); nil for any other error.
+func commonStatus(ctx context.Context, err error) error {
+	switch {
 	case errors.Is(err, tenancy.ErrUnauthenticated):
 		return status.Error(codes.Unauthenticated, "missing or invalid bearer token")
 	case errors.Is(err, tenancy.ErrOutOfScope):
@@ -199,8 +211,7 @@ func (s *Server) status(ctx context.Context, err error) error {
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	default:
-		s.log.Error("ingest events", zap.Error(err))
-		return status.Error(codes.Internal, "internal error")
+		return nil
 	}
 }
 

@@ -1,9 +1,10 @@
 // Package stats reads the engagement statistics of a domain from the daily rollup
-// events.email_events_daily, the one read path over both storage modes: on plain PostgreSQL
+// events.email_events_daily and the unique counts of its campaigns
+// (events.campaign_engagement_uniques), the one read path over both storage modes: on plain PostgreSQL
 // and on TimescaleDB alike the worker keeps the rollup current from
 // events.engagement_events, recounting the last days so that late events are counted (see
 // services/worker/internal/eventstorage). Counts are as fresh as the rollup's last run (every
-// 15 minutes).
+// 15 minutes). It also reads a recipient's event timeline, from the events themselves.
 //
 // Opens and clicks are reported in all and by humans: the machine ones (privacy proxies, link
 // scanners; events.engagement_events.is_machine) are counted in the totals only.
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/jackc/pgx/v5"
 )
@@ -50,12 +52,14 @@ type Day struct {
 // Reader reads the rollup as events-ingest's role, inside transactions scoped to the tenant
 // (row-level security), and names the domain in every query too, for the index.
 type Reader struct {
-	db tenancy.Beginner
+	db    tenancy.Beginner
+	flags flags.Provider
 }
 
-// New returns a reader on db (a pool).
-func New(db tenancy.Beginner) *Reader {
-	return &Reader{db: db}
+// New returns a reader on db (a pool). fp tells which table a recipient's timeline is read
+// from (flag events_partitioned_storage, as the store writes); nil means the legacy one.
+func New(db tenancy.Beginner, fp flags.Provider) *Reader {
+	return &Reader{db: db, flags: fp}
 }
 
 const countColumns = `coalesce(sum(total), 0), coalesce(sum(sent), 0), coalesce(sum(delivered), 0),
@@ -71,10 +75,19 @@ LEFT JOIN events.email_events_daily AS r ON r.domain_id = $1 AND r.day = d.day::
 GROUP BY d.day
 ORDER BY d.day`
 
+// campaignSQL sums the campaign's days and reads its unique counts, one row whatever the
+// number of its events: the rollup has one row per day with events, the uniques one per
+// campaign. refreshed is the latest rollup run that counted any of it.
 const campaignSQL = `
-SELECT ` + countColumns + `
-FROM events.email_events_daily
-WHERE domain_id = $1 AND campaign_id = $2`
+WITH days AS (
+	SELECT ` + countColumns + `, max(refreshed_at) AS refreshed
+	FROM events.email_events_daily
+	WHERE domain_id = $1 AND campaign_id = $2
+)
+SELECT days.*, coalesce(u.unique_opens, 0), coalesce(u.unique_human_opens, 0),
+	coalesce(u.unique_clicks, 0), coalesce(u.unique_human_clicks, 0), u.refreshed_at
+FROM days
+LEFT JOIN events.campaign_engagement_uniques AS u ON u.domain_id = $1 AND u.campaign_id = $2`
 
 // DailySeries returns the counts of the tenant's domain for every UTC day from the day of
 // from to the day of to, both included, oldest first.
@@ -108,19 +121,79 @@ func (r *Reader) DailySeries(ctx context.Context, t tenancy.Tenant, from, to tim
 	return days, nil
 }
 
-// CampaignTotals returns the counts of one campaign of the tenant's domain over its whole
-// life (as far back as the rollup goes); a campaign without events, or another tenant's,
-// has zero counts.
-func (r *Reader) CampaignTotals(ctx context.Context, t tenancy.Tenant, campaign uuid.UUID) (Counts, error) {
-	if campaign == uuid.Nil {
-		return Counts{}, fmt.Errorf("campaign totals: a campaign id is required: %w", ErrInvalid)
+// Campaign is the statistics of one campaign.
+type Campaign struct {
+	Counts
+	// UniqueOpens and UniqueClicks are the numbers of recipients who opened (clicked) at
+	// least once; the Human ones count only recipients with an open (click) not marked as
+	// machine traffic.
+	UniqueOpens, UniqueHumanOpens, UniqueClicks, UniqueHumanClicks int64
+	// RefreshedAt is when the rollup last counted the campaign's events; zero when it has
+	// none yet.
+	RefreshedAt time.Time
+}
+
+// Rates are the campaign's ratios, each between 0 and 1 (0 when its denominator is 0).
+type Rates struct {
+	// Delivery is delivered / sent.
+	Delivery float64
+	// Open and HumanOpen are unique (human) openers / delivered; Click and HumanClick unique
+	// (human) clickers / delivered; ClickToOpen unique clickers / unique openers.
+	Open, HumanOpen, Click, HumanClick, ClickToOpen float64
+	// Bounce is bounces / sent; Complaint and Unsubscribe are per delivered.
+	Bounce, Complaint, Unsubscribe float64
+}
+
+// Rates computes the campaign's rates. Where no delivery was recorded (a provider that
+// reports none), the per-delivered rates are per sent instead.
+func (c Campaign) Rates() Rates {
+	delivered := c.Delivered
+	if delivered == 0 {
+		delivered = c.Sent
 	}
-	var c Counts
+	return Rates{
+		Delivery:    ratio(c.Delivered, c.Sent),
+		Open:        ratio(c.UniqueOpens, delivered),
+		HumanOpen:   ratio(c.UniqueHumanOpens, delivered),
+		Click:       ratio(c.UniqueClicks, delivered),
+		HumanClick:  ratio(c.UniqueHumanClicks, delivered),
+		ClickToOpen: ratio(c.UniqueClicks, c.UniqueOpens),
+		Bounce:      ratio(c.Bounces, c.Sent),
+		Complaint:   ratio(c.Complaints, delivered),
+		Unsubscribe: ratio(c.Unsubscribes, delivered),
+	}
+}
+
+// ratio is n / d, at most 1 (a late delivery report can trail its opens), and 0 when d is 0.
+func ratio(n, d int64) float64 {
+	if d <= 0 || n <= 0 {
+		return 0
+	}
+	return min(float64(n)/float64(d), 1)
+}
+
+// CampaignStats returns the statistics of one campaign of the tenant's domain over its whole
+// life (as far back as the rollup goes); a campaign without events, or another tenant's, has
+// zero counts: whether the campaign exists is for the caller to check.
+func (r *Reader) CampaignStats(ctx context.Context, t tenancy.Tenant, campaign uuid.UUID) (Campaign, error) {
+	if campaign == uuid.Nil {
+		return Campaign{}, fmt.Errorf("campaign stats: a campaign id is required: %w", ErrInvalid)
+	}
+	var (
+		c             Campaign
+		days, uniques *time.Time
+	)
 	err := tenancy.InTx(ctx, r.db, t, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, campaignSQL, t.DomainID, campaign).Scan(c.fields()...)
+		return tx.QueryRow(ctx, campaignSQL, t.DomainID, campaign).Scan(append(c.fields(), &days,
+			&c.UniqueOpens, &c.UniqueHumanOpens, &c.UniqueClicks, &c.UniqueHumanClicks, &uniques)...)
 	})
 	if err != nil {
-		return Counts{}, fmt.Errorf("campaign totals: %w", err)
+		return Campaign{}, fmt.Errorf("campaign stats: %w", err)
+	}
+	for _, at := range []*time.Time{days, uniques} {
+		if at != nil && at.After(c.RefreshedAt) {
+			c.RefreshedAt = at.UTC()
+		}
 	}
 	return c, nil
 }

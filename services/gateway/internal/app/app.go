@@ -223,6 +223,9 @@ func (c *serviceConns) register(ctx context.Context, mux *runtime.ServeMux) erro
 	if err := eventsv1.RegisterEventsIngestServiceHandler(ctx, mux, c.events); err != nil {
 		return fmt.Errorf("register events routes: %w", err)
 	}
+	if err := eventsv1.RegisterEventStatsServiceHandler(ctx, mux, c.events); err != nil {
+		return fmt.Errorf("register event statistics routes: %w", err)
+	}
 	return nil
 }
 

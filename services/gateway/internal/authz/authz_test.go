@@ -97,6 +97,7 @@ func TestRoutesResolve(t *testing.T) {
 	require.NoError(t, recipientv1.RegisterRecipientServiceHandlerClient(ctx, mux, recipientv1.NewRecipientServiceClient(nil)))
 	require.NoError(t, campaignv1.RegisterCampaignServiceHandlerClient(ctx, mux, campaignv1.NewCampaignServiceClient(nil)))
 	require.NoError(t, eventsv1.RegisterEventsIngestServiceHandlerClient(ctx, mux, eventsv1.NewEventsIngestServiceClient(nil)))
+	require.NoError(t, eventsv1.RegisterEventStatsServiceHandlerClient(ctx, mux, eventsv1.NewEventStatsServiceClient(nil)))
 	require.NoError(t, recipientv1.RegisterImportServiceHandlerClient(ctx, mux, recipientv1.NewImportServiceClient(nil)))
 
 	vars := regexp.MustCompile(`\{[^}]+\}`)

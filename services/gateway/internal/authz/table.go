@@ -19,6 +19,7 @@ func Files() []protoreflect.FileDescriptor {
 		recipientv1.File_herald_recipient_v1_import_proto,
 		campaignv1.File_herald_campaign_v1_campaign_proto,
 		eventsv1.File_herald_events_v1_events_proto,
+		eventsv1.File_herald_events_v1_stats_proto,
 	}
 }
 
@@ -112,5 +113,9 @@ func Methods() map[string]identity.Permission {
 		eventsv1.EventsIngestService_IngestEvents_FullMethodName:      identity.PermDataWrite,
 		eventsv1.EventsIngestService_StreamEvents_FullMethodName:      identity.PermInternal,
 		eventsv1.EventsIngestService_IngestEventStream_FullMethodName: identity.PermInternal,
+
+		eventsv1.EventStatsService_GetCampaignStats_FullMethodName:    identity.PermDataRead,
+		eventsv1.EventStatsService_ListDailyStats_FullMethodName:      identity.PermDataRead,
+		eventsv1.EventStatsService_ListRecipientEvents_FullMethodName: identity.PermDataRead,
 	}
 }

@@ -83,7 +83,7 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	if err := eventstorage.New(p.Pool, time.Now, eventMetrics, p.Log.Named("eventstorage")).Register(workers); err != nil {
+	if err := eventstorage.New(p.Pool, time.Now, eventMetrics, p.Flags, p.Log.Named("eventstorage")).Register(workers); err != nil {
 		return fmt.Errorf("register event storage workers: %w", err)
 	}
 	registered := backfills.Registered(p.Pool)
@@ -95,7 +95,7 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 		return fmt.Errorf("register backfill worker: %w", err)
 	}
 	client, err := runner.NewClient(p.Pool, workers, p.Log, func(c *river.Config) {
-		c.PeriodicJobs = append(c.PeriodicJobs, eventstorage.PeriodicJobs()...)
+		c.PeriodicJobs = append(c.PeriodicJobs, eventstorage.PeriodicJobs(cfg.EventRollupInterval)...)
 	}, func(c *river.Config) {
 		c.RescueStuckJobsAfter = cfg.JobRescueAfter
 	})

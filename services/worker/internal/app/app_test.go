@@ -158,3 +158,18 @@ func TestRun_configError(t *testing.T) {
 	require.True(t, errors.As(err, &cerr), "%v", err)
 	require.Equal(t, "JWT_SECRET", cerr.Var)
 }
+
+func TestRun_badSchedules(t *testing.T) {
+	t.Parallel()
+	for name, env := range map[string]map[string]string{
+		"JOB_RESCUE_AFTER":      {"JOB_RESCUE_AFTER": "30s"},
+		"EVENT_ROLLUP_INTERVAL": {"EVENT_ROLLUP_INTERVAL": "500ms"},
+	} {
+		env["DATABASE_URL"] = "postgres://herald@127.0.0.1:1/x"
+		env["JWT_SECRET"] = "test-secret-test-secret-test-secret-0123"
+		err := app.Run(context.Background(), zaptest.NewLogger(t), config.FromMap(env, nil))
+		var cerr *config.Error
+		require.True(t, errors.As(err, &cerr), "%s: %v", name, err)
+		require.Equal(t, name, cerr.Var)
+	}
+}

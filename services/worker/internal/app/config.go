@@ -26,12 +26,18 @@ type Config struct {
 	// JobRescueAfter is how long a job may stay running past its timeout before River counts
 	// its worker as dead and runs the job again (River's RescueStuckJobsAfter); at least 1m.
 	JobRescueAfter time.Duration `env:"JOB_RESCUE_AFTER" default:"1h"`
+	// EventRollupInterval is how often the daily rollup of events and the campaigns' unique
+	// counts are recounted: how stale the statistics may be.
+	EventRollupInterval time.Duration `env:"EVENT_ROLLUP_INTERVAL" default:"15m"`
 }
 
 // Validate checks what River itself would refuse at start-up, with the variable's name.
 func (c *Config) Validate() error {
 	if c.JobRescueAfter < time.Minute {
 		return &config.Error{Var: "JOB_RESCUE_AFTER", Reason: "must be at least 1m (River's job timeout)"}
+	}
+	if c.EventRollupInterval < time.Second || c.EventRollupInterval > 24*time.Hour {
+		return &config.Error{Var: "EVENT_ROLLUP_INTERVAL", Reason: "must be between 1s and 24h"}
 	}
 	return nil
 }

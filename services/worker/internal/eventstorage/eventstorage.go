@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,7 +45,7 @@ const (
 // Schedules of the periodic jobs.
 const (
 	PartitionsEvery = time.Hour
-	RollupEvery     = 15 * time.Minute
+	RollupEvery     = 15 * time.Minute // EVENT_ROLLUP_INTERVAL
 	RetentionEvery  = 6 * time.Hour
 )
 
@@ -90,11 +91,13 @@ type Jobs struct {
 	now     func() time.Time
 	log     *zap.Logger
 	metrics *Metrics
+	flags   flags.Provider
 }
 
-// New returns the jobs on pool (the worker's role), with clock now.
-func New(pool *pgxpool.Pool, now func() time.Time, metrics *Metrics, log *zap.Logger) *Jobs {
-	return &Jobs{pool: pool, now: now, log: log, metrics: metrics}
+// New returns the jobs on pool (the worker's role), with clock now. fp tells the rollup which
+// table events-ingest writes (flag events_partitioned_storage); nil means the legacy one.
+func New(pool *pgxpool.Pool, now func() time.Time, metrics *Metrics, fp flags.Provider, log *zap.Logger) *Jobs {
+	return &Jobs{pool: pool, now: now, log: log, metrics: metrics, flags: fp}
 }
 
 // Register adds the three workers to workers.
@@ -106,8 +109,12 @@ func (j *Jobs) Register(workers *river.Workers) error {
 	)
 }
 
-// PeriodicJobs returns the schedules of the three jobs; each runs once at start too.
-func PeriodicJobs() []*river.PeriodicJob {
+// PeriodicJobs returns the schedules of the three jobs, the rollup every rollupEvery (0 means
+// RollupEvery); each runs once at start too.
+func PeriodicJobs(rollupEvery time.Duration) []*river.PeriodicJob {
+	if rollupEvery <= 0 {
+		rollupEvery = RollupEvery
+	}
 	job := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			return args, nil
@@ -115,7 +122,7 @@ func PeriodicJobs() []*river.PeriodicJob {
 	}
 	return []*river.PeriodicJob{
 		job(PartitionsEvery, jobs.EventPartitionsArgs{}),
-		job(RollupEvery, jobs.EventRollupArgs{}),
+		job(rollupEvery, jobs.EventRollupArgs{}),
 		job(RetentionEvery, jobs.EventRetentionArgs{}),
 	}
 }
@@ -154,64 +161,167 @@ func (j *Jobs) names(ctx context.Context, sql string, args ...any) ([]string, er
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// rollupDeleteSQL and rollupSQL recount the days [$1, $2) (UTC) of every tenant: the old rows
-// of those days go and the counts of the events take their place, in one transaction, so a
-// reader sees either the old counts or the new ones, and running it twice changes nothing.
-// The range of created_at lets PostgreSQL read only the partitions of those days.
+// source is the table the rollup counts: the time-partitioned events.engagement_events, or,
+// while the flag events_partitioned_storage is off and events-ingest still writes it, the
+// legacy events.email_events (whose time column is occurred_at, and which marks no machine
+// events).
+type source struct {
+	table, time, machine string
+}
+
+var (
+	partitionedSource = source{table: "events.engagement_events", time: "created_at", machine: "is_machine"}
+	legacySource      = source{table: "events.email_events", time: "occurred_at", machine: "false"}
+)
+
+// window is the condition on the source's rows of the days [$1, $2) (UTC); the range of the
+// time column lets PostgreSQL read only the partitions of those days.
+func (s source) window() string {
+	return s.time + ` >= ($1::date)::timestamp AT TIME ZONE 'UTC' AND ` + s.time + ` < ($2::date)::timestamp AT TIME ZONE 'UTC'`
+}
+
+// rollupDeleteSQL and dailySQL recount the days [$1, $2) (UTC) of every tenant: the old rows
+// of those days go and the counts of the events take their place, in the rollup's one
+// transaction, so a reader sees either the old counts or the new ones, and running it twice
+// changes nothing.
 const rollupDeleteSQL = `DELETE FROM events.email_events_daily WHERE day >= $1::date AND day < $2::date`
 
-const rollupSQL = `
+func (s source) dailySQL() string {
+	return `
 INSERT INTO events.email_events_daily
 	(company_id, workspace_id, domain_id, campaign_id, day, total, sent, delivered,
 	 opens, opens_machine, clicks, clicks_machine, bounces, complaints, unsubscribes, refreshed_at)
-SELECT company_id, workspace_id, domain_id, campaign_id, (created_at AT TIME ZONE 'UTC')::date,
+SELECT company_id, workspace_id, domain_id, campaign_id, (` + s.time + ` AT TIME ZONE 'UTC')::date,
 	count(*),
 	count(*) FILTER (WHERE type = 'sent'),
 	count(*) FILTER (WHERE type = 'delivered'),
 	count(*) FILTER (WHERE type = 'open'),
-	count(*) FILTER (WHERE type = 'open' AND is_machine),
+	count(*) FILTER (WHERE type = 'open' AND ` + s.machine + `),
 	count(*) FILTER (WHERE type = 'click'),
-	count(*) FILTER (WHERE type = 'click' AND is_machine),
+	count(*) FILTER (WHERE type = 'click' AND ` + s.machine + `),
 	count(*) FILTER (WHERE type = 'bounce'),
 	count(*) FILTER (WHERE type = 'complaint'),
 	count(*) FILTER (WHERE type = 'unsubscribe'),
 	now()
-FROM events.engagement_events
-WHERE created_at >= ($1::date)::timestamp AT TIME ZONE 'UTC'
-  AND created_at < ($2::date)::timestamp AT TIME ZONE 'UTC'
-GROUP BY company_id, workspace_id, domain_id, campaign_id, (created_at AT TIME ZONE 'UTC')::date`
+FROM ` + s.table + `
+WHERE ` + s.window() + `
+GROUP BY company_id, workspace_id, domain_id, campaign_id, (` + s.time + ` AT TIME ZONE 'UTC')::date`
+}
+
+// createTouchedSQL holds the campaigns whose first opens or clicks the run moved.
+const createTouchedSQL = `CREATE TEMP TABLE rollup_touched_campaigns (domain_id uuid, campaign_id uuid) ON COMMIT DROP`
+
+// firstsSQL records, for every campaign and recipient with opens or clicks in the window, the
+// earliest of them, in all and by a human, keeping the earlier time of a previous run (least()
+// ignores NULLs); a row whose times do not move is not written. The campaigns of the rows it
+// wrote go to rollup_touched_campaigns.
+func (s source) firstsSQL() string {
+	return `
+WITH firsts AS (
+	INSERT INTO events.campaign_recipient_engagement AS t
+		(company_id, workspace_id, domain_id, campaign_id, recipient_id,
+		 first_open_at, first_human_open_at, first_click_at, first_human_click_at)
+	SELECT company_id, workspace_id, domain_id, campaign_id, recipient_id,
+		min(` + s.time + `) FILTER (WHERE type = 'open'),
+		min(` + s.time + `) FILTER (WHERE type = 'open' AND NOT ` + s.machine + `),
+		min(` + s.time + `) FILTER (WHERE type = 'click'),
+		min(` + s.time + `) FILTER (WHERE type = 'click' AND NOT ` + s.machine + `)
+	FROM ` + s.table + `
+	WHERE ` + s.window() + `
+		AND type IN ('open', 'click') AND campaign_id IS NOT NULL AND recipient_id IS NOT NULL
+	GROUP BY company_id, workspace_id, domain_id, campaign_id, recipient_id
+	ON CONFLICT (domain_id, campaign_id, recipient_id) DO UPDATE SET
+		first_open_at = least(t.first_open_at, excluded.first_open_at),
+		first_human_open_at = least(t.first_human_open_at, excluded.first_human_open_at),
+		first_click_at = least(t.first_click_at, excluded.first_click_at),
+		first_human_click_at = least(t.first_human_click_at, excluded.first_human_click_at)
+	WHERE (t.first_open_at, t.first_human_open_at, t.first_click_at, t.first_human_click_at)
+		IS DISTINCT FROM (least(t.first_open_at, excluded.first_open_at),
+			least(t.first_human_open_at, excluded.first_human_open_at),
+			least(t.first_click_at, excluded.first_click_at),
+			least(t.first_human_click_at, excluded.first_human_click_at))
+	RETURNING domain_id, campaign_id
+)
+INSERT INTO rollup_touched_campaigns SELECT DISTINCT domain_id, campaign_id FROM firsts`
+}
+
+// uniquesSQL recounts the unique openers and clickers of the touched campaigns.
+const uniquesSQL = `
+INSERT INTO events.campaign_engagement_uniques AS u
+	(company_id, workspace_id, domain_id, campaign_id,
+	 unique_opens, unique_human_opens, unique_clicks, unique_human_clicks, refreshed_at)
+SELECT e.company_id, e.workspace_id, e.domain_id, e.campaign_id,
+	count(e.first_open_at), count(e.first_human_open_at), count(e.first_click_at), count(e.first_human_click_at), now()
+FROM events.campaign_recipient_engagement AS e
+JOIN rollup_touched_campaigns AS c ON c.domain_id = e.domain_id AND c.campaign_id = e.campaign_id
+GROUP BY e.company_id, e.workspace_id, e.domain_id, e.campaign_id
+ON CONFLICT (domain_id, campaign_id) DO UPDATE SET
+	unique_opens = excluded.unique_opens,
+	unique_human_opens = excluded.unique_human_opens,
+	unique_clicks = excluded.unique_clicks,
+	unique_human_clicks = excluded.unique_human_clicks,
+	refreshed_at = excluded.refreshed_at`
+
+// source returns the table the rollup counts now.
+func (j *Jobs) source(ctx context.Context) source {
+	if j.flags != nil && j.flags.Enabled(ctx, flags.EventsPartitionedStorage, flags.Scope{}) {
+		return partitionedSource
+	}
+	return legacySource
+}
+
+// RollupResult says what a rollup run wrote.
+type RollupResult struct {
+	// Days is the number of rows of events.email_events_daily written.
+	Days int64
+	// Campaigns is the number of campaigns whose unique opens and clicks were recounted.
+	Campaigns int64
+}
 
 // Rollup recounts the days from RollupDays before today to today (UTC, at the jobs' clock)
-// and returns the number of rollup rows written.
-func (j *Jobs) Rollup(ctx context.Context) (int64, error) {
+// and the unique opens and clicks of the campaigns with new first ones.
+func (j *Jobs) Rollup(ctx context.Context) (RollupResult, error) {
 	now := j.now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	from, to := today.AddDate(0, 0, -RollupDays), today.AddDate(0, 0, 1)
 	start := time.Now()
-	var written int64
+	src := j.source(ctx)
+	var res RollupResult
 	err := pgx.BeginFunc(ctx, j.pool, func(tx pgx.Tx) error {
 		// Two runs at once (a rescued job and its retry) would delete each other's rows.
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('events.email_events_daily rollup', 0))"); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, rollupDeleteSQL, from, to); err != nil {
-			return err
+			return fmt.Errorf("delete the window's days: %w", err)
 		}
-		tag, err := tx.Exec(ctx, rollupSQL, from, to)
+		tag, err := tx.Exec(ctx, src.dailySQL(), from, to)
 		if err != nil {
+			return fmt.Errorf("count the window's days: %w", err)
+		}
+		res.Days = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, createTouchedSQL); err != nil {
 			return err
 		}
-		written = tag.RowsAffected()
+		if _, err := tx.Exec(ctx, src.firstsSQL(), from, to); err != nil {
+			return fmt.Errorf("record first opens and clicks: %w", err)
+		}
+		tag, err = tx.Exec(ctx, uniquesSQL)
+		if err != nil {
+			return fmt.Errorf("count unique opens and clicks: %w", err)
+		}
+		res.Campaigns = tag.RowsAffected()
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("roll up events from %s to %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
+		return RollupResult{}, fmt.Errorf("roll up events from %s to %s: %w", from.Format(time.DateOnly), to.Format(time.DateOnly), err)
 	}
-	j.metrics.rollupRows.Add(float64(written))
+	j.metrics.rollupRows.Add(float64(res.Days))
 	j.metrics.rollupRuns.Inc()
 	j.log.Info("events rolled up", zap.String("from", from.Format(time.DateOnly)), zap.String("to", to.Format(time.DateOnly)),
-		zap.Int64("rows", written), zap.Duration("duration", time.Since(start)))
-	return written, nil
+		zap.String("source", src.table), zap.Int64("rows", res.Days), zap.Int64("campaigns", res.Campaigns),
+		zap.Duration("duration", time.Since(start)))
+	return res, nil
 }
 
 type partitionsWorker struct {

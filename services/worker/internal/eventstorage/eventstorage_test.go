@@ -2,12 +2,15 @@ package eventstorage_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/flags"
+	"github.com/heraldmail/herald/libs/flags/flagstest"
 	"github.com/heraldmail/herald/libs/jobs"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
@@ -52,10 +55,13 @@ type bundle struct {
 	client *runner.Client
 	clock  *clock
 	done   <-chan *river.Event
+	flags  *flags.Redis
 }
 
 // setup runs River with the three jobs as the worker's role, held to its grants and to
-// row-level security, on a database of the test's own.
+// row-level security, on a database of the test's own, with the flag
+// events_partitioned_storage on (the rollup counts events.engagement_events) unless the test
+// forces it otherwise.
 func setup(t *testing.T, now time.Time) bundle {
 	t.Helper()
 	dbURL := pgtest.URL(t)
@@ -65,8 +71,10 @@ func setup(t *testing.T, now time.Time) bundle {
 	metrics, err := eventstorage.NewMetrics(prometheus.NewRegistry())
 	require.NoError(t, err)
 
+	fp := flagstest.New(t)
+	flagstest.With(t, fp, flags.EventsPartitionedStorage, true)
 	workers := river.NewWorkers()
-	require.NoError(t, eventstorage.New(pool, clk.Now, metrics, log).Register(workers))
+	require.NoError(t, eventstorage.New(pool, clk.Now, metrics, fp, log).Register(workers))
 	client, err := runner.NewClient(pool, workers, log)
 	require.NoError(t, err)
 	done, cancel := client.Subscribe(river.EventKindJobCompleted, river.EventKindJobFailed)
@@ -77,7 +85,7 @@ func setup(t *testing.T, now time.Time) bundle {
 		defer cancel()
 		require.NoError(t, client.Stop(ctx))
 	})
-	return bundle{admin: pgtest.Open(t, dbURL), client: client, clock: clk, done: done}
+	return bundle{admin: pgtest.Open(t, dbURL), client: client, clock: clk, done: done, flags: fp}
 }
 
 // run inserts a job and waits until River reports it done; it fails the test if the job
@@ -179,22 +187,114 @@ func TestRetention(t *testing.T) {
 
 // event is one row of events.engagement_events for the rollup tests.
 type event struct {
-	tenant   [3]uuid.UUID
-	campaign uuid.NullUUID
-	typ      string
-	machine  bool
-	at       time.Time
+	tenant    [3]uuid.UUID
+	campaign  uuid.NullUUID
+	recipient uuid.NullUUID
+	typ       string
+	machine   bool
+	at        time.Time
 }
 
 func insertEvents(t *testing.T, pool *pgxpool.Pool, evs ...event) {
 	t.Helper()
 	for _, e := range evs {
 		_, err := pool.Exec(context.Background(), `INSERT INTO events.engagement_events
-			(id, company_id, workspace_id, domain_id, campaign_id, type, is_machine, created_at)
-			VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)`,
-			e.tenant[0], e.tenant[1], e.tenant[2], e.campaign, e.typ, e.machine, e.at)
+			(id, company_id, workspace_id, domain_id, campaign_id, recipient_id, type, is_machine, created_at)
+			VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8)`,
+			e.tenant[0], e.tenant[1], e.tenant[2], e.campaign, e.recipient, e.typ, e.machine, e.at)
 		require.NoError(t, err)
 	}
+}
+
+// insertLegacy writes evs to the legacy table events.email_events, which has no machine mark.
+func insertLegacy(t *testing.T, pool *pgxpool.Pool, evs ...event) {
+	t.Helper()
+	for _, e := range evs {
+		_, err := pool.Exec(context.Background(), `INSERT INTO events.email_events
+			(id, company_id, workspace_id, domain_id, campaign_id, recipient_id, type, occurred_at)
+			VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7)`,
+			e.tenant[0], e.tenant[1], e.tenant[2], e.campaign, e.recipient, e.typ, e.at)
+		require.NoError(t, err)
+	}
+}
+
+// uniques reads the unique counts of a campaign: opens, human opens, clicks, human clicks.
+func uniques(t *testing.T, pool *pgxpool.Pool, domain uuid.UUID, campaign uuid.NullUUID) [4]int64 {
+	t.Helper()
+	var u [4]int64
+	err := pool.QueryRow(context.Background(), `SELECT unique_opens, unique_human_opens, unique_clicks, unique_human_clicks
+		FROM events.campaign_engagement_uniques WHERE domain_id = $1 AND campaign_id = $2`, domain, campaign).
+		Scan(&u[0], &u[1], &u[2], &u[3])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u
+	}
+	require.NoError(t, err)
+	return u
+}
+
+// TestRollupCountsUniqueOpensAndClicks: a recipient who opens on several days, or opens
+// again in a later run's window, is one unique opener; a machine open makes a unique opener
+// but not a human one until a human open comes; the counts of two tenants stay apart. With the
+// flag off the rollup counts the legacy table, which marks no machine events.
+func TestRollupCountsUniqueOpensAndClicks(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2031, time.March, 12, 9, 0, 0, 0, time.UTC)
+	b := setup(t, now)
+	ctx := context.Background()
+	_, err := b.admin.Exec(ctx, "SELECT events.create_engagement_partitions($1, $2)", now.AddDate(0, 0, -14), now)
+	require.NoError(t, err)
+	day := func(d int, h int) time.Time {
+		return now.AddDate(0, 0, -d).Truncate(24 * time.Hour).Add(time.Duration(h) * time.Hour)
+	}
+	flagstest.Both(t, b.flags, flags.EventsPartitionedStorage, func(t *testing.T, on bool) {
+		insert := insertLegacy
+		if on {
+			insert = insertEvents
+		}
+		a := [3]uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		other := [3]uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+		campaign := uuid.NullUUID{UUID: uuid.New(), Valid: true}
+		r := func() uuid.NullUUID { return uuid.NullUUID{UUID: uuid.New(), Valid: true} }
+		r1, r2, r3 := r(), r(), r()
+		insert(t, b.admin,
+			event{tenant: a, campaign: campaign, recipient: r1, typ: "open", at: day(2, 1)},
+			event{tenant: a, campaign: campaign, recipient: r1, typ: "open", at: day(1, 1)},
+			event{tenant: a, campaign: campaign, recipient: r1, typ: "click", at: day(1, 2)},
+			event{tenant: a, campaign: campaign, recipient: r1, typ: "click", at: day(0, 2)},
+			event{tenant: a, campaign: campaign, recipient: r2, typ: "open", machine: true, at: day(1, 5)},
+			event{tenant: a, campaign: campaign, recipient: r2, typ: "delivered", at: day(1, 4)},
+			// The same campaign id in another tenant's domain counts there.
+			event{tenant: other, campaign: campaign, recipient: r3, typ: "open", at: day(0, 1)},
+		)
+		b.run(t, jobs.EventRollupArgs{})
+		want := [4]int64{2, 2, 1, 1}
+		if on {
+			want = [4]int64{2, 1, 1, 1}
+		}
+		require.Equal(t, want, uniques(t, b.admin, a[2], campaign))
+		require.Equal(t, [4]int64{1, 1, 0, 0}, uniques(t, b.admin, other[2], campaign))
+
+		// Again: nothing changes. Then a human open of r2 and a late open of r1 (earlier than
+		// its first): r2 becomes a human opener, r1 stays one opener.
+		b.run(t, jobs.EventRollupArgs{})
+		require.Equal(t, want, uniques(t, b.admin, a[2], campaign))
+		insert(t, b.admin,
+			event{tenant: a, campaign: campaign, recipient: r2, typ: "open", at: day(0, 6)},
+			event{tenant: a, campaign: campaign, recipient: r1, typ: "open", at: day(3, 0)},
+		)
+		b.run(t, jobs.EventRollupArgs{})
+		require.Equal(t, [4]int64{2, 2, 1, 1}, uniques(t, b.admin, a[2], campaign))
+		var first time.Time
+		require.NoError(t, b.admin.QueryRow(ctx, `SELECT first_open_at FROM events.campaign_recipient_engagement
+			WHERE domain_id = $1 AND campaign_id = $2 AND recipient_id = $3`, a[2], campaign, r1).Scan(&first))
+		require.True(t, first.Equal(day(3, 0)), "the late open is r1's first: %s", first)
+
+		// Days leave the window: the unique counts stay.
+		b.clock.Set(now.AddDate(0, 0, 10))
+		b.run(t, jobs.EventRollupArgs{})
+		require.Equal(t, [4]int64{2, 2, 1, 1}, uniques(t, b.admin, a[2], campaign))
+		b.clock.Set(now)
+	})
 }
 
 // recount counts the events of the days [from, to) straight from the events, in the rollup's
@@ -306,5 +406,5 @@ func TestPeriodicJobsAreUniqueWhileWaiting(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, next.UniqueSkippedAsDuplicate, "%s: a completed job does not hold the next period back", args.Kind())
 	}
-	require.Len(t, eventstorage.PeriodicJobs(), 3)
+	require.Len(t, eventstorage.PeriodicJobs(0), 3)
 }
