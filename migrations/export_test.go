@@ -80,3 +80,11 @@ func TimescaleUsable(ctx context.Context, databaseURL string) (bool, error) {
 	err = conn.QueryRow(ctx, timescaleUsableSQL).Scan(&usable)
 	return usable, err
 }
+
+// TimescaleIndexSQL is the statement that builds the recipient index on the
+// hypertable, and TimescaleIndexDoneSQL the query that says it is there and
+// valid.
+var (
+	TimescaleIndexSQL     = timescaleIndex.sql
+	TimescaleIndexDoneSQL = timescaleIndex.done
+)

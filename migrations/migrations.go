@@ -304,6 +304,8 @@ func Fingerprint() (string, error) {
 
 	// The roles and River's grants are part of the schema a database gets.
 	fmt.Fprintf(h, "roles\x00%s\x00%s\x00", rolesSQL(), riverGrantsSQL())
+	// So is the index the storage setup makes.
+	fmt.Fprintf(h, "storage\x00%s\x00", storageSchemaSQL())
 
 	fmt.Fprintf(h, "river\x00%s\x00", riverVersion())
 	migrator, err := newRiverMigrator(nil)

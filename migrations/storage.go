@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -118,9 +119,12 @@ func missingPartitions(ctx context.Context, q querier, now time.Time) ([]string,
 }
 
 // setupStorage is the storage step of Up, run under the migration lock after
-// River's migrations: on the partitioned table it creates the partitions of
-// the window at now (the worker keeps them going), on TimescaleDB it runs
-// the TimescaleDB setup. Both are idempotent: a second run changes nothing.
+// River's migrations: on the partitioned table it makes sure of the recipient
+// index (setupRecipientIndex), then creates the partitions of the window at
+// now (the worker keeps them going), which get the index as they are
+// attached; on TimescaleDB it runs the TimescaleDB setup, the hypertable's
+// recipient index included. Both are idempotent: a second run changes
+// nothing.
 func setupStorage(ctx context.Context, conn *pgx.Conn, now time.Time, log *zap.Logger) error {
 	mode, ok, err := storageMode(ctx, conn)
 	if err != nil {
@@ -136,9 +140,16 @@ func setupStorage(ctx context.Context, conn *pgx.Conn, now time.Time, log *zap.L
 		if err := setupTimescale(ctx, conn, true); err != nil {
 			return err
 		}
+		if err := setupTimescaleIndex(ctx, conn); err != nil {
+			return err
+		}
 		log.Info("storage set up", zap.Duration("duration", time.Since(start)))
 		return nil
 	default:
+		built, err := setupRecipientIndex(ctx, conn, log)
+		if err != nil {
+			return err
+		}
 		from, to := partitionWindow(now)
 		rows, err := conn.Query(ctx, "SELECT events.create_engagement_partitions($1, $2)", from, to)
 		if err != nil {
@@ -148,7 +159,7 @@ func setupStorage(ctx context.Context, conn *pgx.Conn, now time.Time, log *zap.L
 		if err != nil {
 			return fmt.Errorf("storage setup: create partitions: %w", err)
 		}
-		log.Info("storage set up", zap.Strings("partitions_created", created),
+		log.Info("storage set up", zap.Strings("partitions_created", created), zap.Strings("recipient_index_built", built),
 			zap.Time("from", WeekStart(from)), zap.Time("to", WeekStart(to).AddDate(0, 0, 7)),
 			zap.Duration("duration", time.Since(start)))
 		return nil
@@ -157,7 +168,7 @@ func setupStorage(ctx context.Context, conn *pgx.Conn, now time.Time, log *zap.L
 
 // planStorage says what setupStorage would do at now, as one plan entry, or
 // nothing when it would change nothing.
-func planStorage(ctx context.Context, q querier, now time.Time) ([]Migration, error) {
+func planStorage(ctx context.Context, q rowsQuerier, now time.Time) ([]Migration, error) {
 	mode, ok, err := storageMode(ctx, q)
 	if err != nil {
 		return nil, err
@@ -170,16 +181,34 @@ func planStorage(ctx context.Context, q querier, now time.Time) ([]Migration, er
 		return []Migration{{Schema: StorageStep, File: string(StorageTimescale) + ": " + joinSteps(todo)}}, nil
 	}
 	from, to := partitionWindow(now)
-	what := fmt.Sprintf("%s: weekly partitions of events.engagement_events from %s to %s",
-		StoragePartitioned, WeekStart(from).Format(time.DateOnly), WeekStart(to).AddDate(0, 0, 7).Format(time.DateOnly))
+	what := fmt.Sprintf("weekly partitions of events.engagement_events from %s to %s",
+		WeekStart(from).Format(time.DateOnly), WeekStart(to).AddDate(0, 0, 7).Format(time.DateOnly))
 	if !ok {
-		return []Migration{{Schema: StorageStep, File: what}}, nil
+		// The table comes with the events migrations, the index with its first storage
+		// setup: created on the table before any partition, each partition gets it
+		// when attached.
+		return []Migration{{Schema: StorageStep, File: string(StoragePartitioned) + ": " + what}}, nil
 	}
-	missing, err := missingPartitions(ctx, q, now)
-	if err != nil || len(missing) == 0 {
+	var todo []string
+	parent, lacking, err := recipientIndexPending(ctx, q)
+	if err != nil {
 		return nil, err
 	}
-	return []Migration{{Schema: StorageStep, File: fmt.Sprintf("%s (%d missing)", what, len(missing))}}, nil
+	if !parent || len(lacking) > 0 {
+		todo = append(todo, fmt.Sprintf("index %s on events.engagement_events (%s), built concurrently on %d partitions",
+			RecipientIndex, recipientIndexColumns, len(lacking)))
+	}
+	missing, err := missingPartitions(ctx, q, now)
+	if err != nil {
+		return nil, err
+	}
+	if len(missing) > 0 {
+		todo = append(todo, fmt.Sprintf("%s (%d missing)", what, len(missing)))
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	return []Migration{{Schema: StorageStep, File: string(StoragePartitioned) + ": " + joinSteps(todo)}}, nil
 }
 
 // StorageState is what StorageStatus reports.
@@ -188,7 +217,8 @@ type StorageState struct {
 	Mode StorageMode
 	// Partitions lists the weekly partitions, oldest first (partitioned mode).
 	Partitions []string
-	// Hypertable is true once the table is a hypertable (TimescaleDB mode).
+	// Hypertable is true once the table is a hypertable with its retention
+	// policy and recipient index (TimescaleDB mode).
 	Hypertable bool
 }
 
@@ -226,4 +256,193 @@ func StorageStatus(ctx context.Context, databaseURL string) (StorageState, error
 		return StorageState{}, fmt.Errorf("list partitions: %w", err)
 	}
 	return st, nil
+}
+
+// The recipient index of events.engagement_events: a recipient's events in
+// time order within a domain. events-ingest reads the recent events of a
+// batch's recipients with it (machine traffic), a recipient's timeline reads
+// it newest first. It is made by the storage setup rather than a migration:
+// it must be built without blocking writes, partition by partition (whose
+// names depend on the date) on the partitioned table, chunk by chunk on a
+// hypertable (timescale.go).
+const (
+	// RecipientIndex is the index's name on events.engagement_events.
+	RecipientIndex = "engagement_events_domain_id_recipient_id_created_at_idx"
+	// recipientIndexColumns are its columns, in this order: the domain first,
+	// as on every hot table, and the time last, so that a recipient's events
+	// come sorted either way.
+	recipientIndexColumns = "domain_id, recipient_id, created_at"
+	// maxIdentifier is PostgreSQL's longest name (NAMEDATALEN - 1).
+	maxIdentifier = 63
+)
+
+// recipientIndexParentSQL creates the index on the partitioned table alone
+// (ON ONLY): instant, it builds nothing. It stays invalid while a partition
+// has no index attached to it; a partition attached afterwards (by
+// events.create_engagement_partitions) gets one built as it is attached.
+const recipientIndexParentSQL = `CREATE INDEX IF NOT EXISTS ` + RecipientIndex +
+	` ON ONLY events.engagement_events (` + recipientIndexColumns + `)`
+
+// lackingRecipientIndexSQL lists the partitions that have no index attached
+// to the recipient index ($1, qualified; all of them while it does not exist).
+const lackingRecipientIndexSQL = `SELECT c.relname
+FROM pg_catalog.pg_inherits AS i
+JOIN pg_catalog.pg_class AS c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'events.engagement_events'::regclass
+	AND NOT EXISTS (
+		SELECT FROM pg_catalog.pg_inherits AS ii
+		JOIN pg_catalog.pg_index AS x ON x.indexrelid = ii.inhrelid
+		WHERE ii.inhparent = to_regclass($1) AND x.indrelid = c.oid)
+ORDER BY c.relname`
+
+// indexValidSQL reads whether the index $1 (qualified) is valid; no row when
+// it does not exist.
+const indexValidSQL = `SELECT x.indisvalid FROM pg_catalog.pg_index AS x WHERE x.indexrelid = to_regclass($1)`
+
+// storageSessionSQL sets the session of the storage setup's index builds as
+// a migration file with CREATE INDEX CONCURRENTLY would (ZD008, ZD009): lock
+// waits fail after 5 s rather than stall traffic behind them, and a build may
+// take as long as it needs (it holds only a lock that lets writes go on).
+const (
+	storageSessionSQL      = `SET lock_timeout = '5s'; SET statement_timeout = 0`
+	storageSessionResetSQL = `RESET lock_timeout; RESET statement_timeout`
+)
+
+// storageSchemaSQL is the SQL of the storage setup that shapes the schema
+// beyond the partitions, for Fingerprint.
+func storageSchemaSQL() string {
+	return recipientIndexParentSQL + "\x00" + recipientIndexColumns + "\x00" + timescaleIndex.sql
+}
+
+// RecipientIndexOf is the name of the recipient index of partition: the name
+// PostgreSQL gives the index it builds when a partition is attached
+// (<partition>_<columns>_idx, the longer of the two parts cut until the whole
+// fits in 63 bytes), so that the partitions built by the setup and those
+// attached later are named alike.
+func RecipientIndexOf(partition string) string {
+	const label = "idx"
+	name1, name2 := partition, strings.ReplaceAll(recipientIndexColumns, ", ", "_")
+	avail := maxIdentifier - len(label) - 2
+	n1, n2 := len(name1), len(name2)
+	for n1+n2 > avail {
+		if n1 > n2 {
+			n1--
+		} else {
+			n2--
+		}
+	}
+	return name1[:n1] + "_" + name2[:n2] + "_" + label
+}
+
+// rowsQuerier is what the storage setup's reads need of a connection or a
+// pool.
+type rowsQuerier interface {
+	querier
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// recipientIndexPending says whether the recipient index exists on the
+// partitioned table and lists the partitions without it, by name.
+func recipientIndexPending(ctx context.Context, q rowsQuerier) (exists bool, lacking []string, err error) {
+	parent := pgx.Identifier{"events", RecipientIndex}.Sanitize()
+	if err := q.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", parent).Scan(&exists); err != nil {
+		return false, nil, fmt.Errorf("look up index %s: %w", RecipientIndex, err)
+	}
+	rows, err := q.Query(ctx, lackingRecipientIndexSQL, parent)
+	if err != nil {
+		return false, nil, fmt.Errorf("list partitions without index %s: %w", RecipientIndex, err)
+	}
+	if lacking, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return false, nil, fmt.Errorf("list partitions without index %s: %w", RecipientIndex, err)
+	}
+	return exists, lacking, nil
+}
+
+// setupRecipientIndex gives every partition of the partitioned table the
+// recipient index without blocking writes (ZD006 for a partitioned table,
+// where PostgreSQL cannot build concurrently): the index on the parent alone,
+// then, for each partition without it, CREATE INDEX CONCURRENTLY and ALTER
+// INDEX ... ATTACH PARTITION; the last attach makes the parent's index valid.
+// A partition's index left INVALID by an interrupted build is dropped
+// (concurrently) and built again; one that was built but not attached is
+// attached. It runs outside a transaction (CONCURRENTLY needs it) and returns
+// the partitions whose index it built.
+func setupRecipientIndex(ctx context.Context, conn *pgx.Conn, log *zap.Logger) (built []string, err error) {
+	if _, err := conn.Exec(ctx, storageSessionSQL); err != nil {
+		return nil, fmt.Errorf("storage setup: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), storageSessionResetSQL); rerr != nil && err == nil {
+			err = fmt.Errorf("storage setup: %w", rerr)
+		}
+	}()
+	if _, err := conn.Exec(ctx, recipientIndexParentSQL); err != nil {
+		return nil, fmt.Errorf("storage setup: create index %s: %w", RecipientIndex, err)
+	}
+	_, lacking, err := recipientIndexPending(ctx, conn)
+	if err != nil {
+		return nil, fmt.Errorf("storage setup: %w", err)
+	}
+	for _, part := range lacking {
+		ok, err := attachRecipientIndex(ctx, conn, part)
+		if err != nil {
+			return built, fmt.Errorf("storage setup: index %s of events.%s: %w", RecipientIndex, part, err)
+		}
+		if !ok {
+			// Dropped meanwhile by the retention job: nothing to index.
+			log.Info("storage setup: partition dropped during the index build", zap.String("partition", part))
+			continue
+		}
+		built = append(built, part)
+	}
+	var valid bool
+	if err := conn.QueryRow(ctx, indexValidSQL, pgx.Identifier{"events", RecipientIndex}.Sanitize()).Scan(&valid); err != nil {
+		return built, fmt.Errorf("storage setup: look up index %s: %w", RecipientIndex, err)
+	}
+	if !valid {
+		// Only when a partition was dropped before its index was attached: every
+		// partition has its index (the queries use those), but PostgreSQL marks the
+		// parent's valid only on an attach that completes the set.
+		log.Warn("storage setup: index stays marked invalid on events.engagement_events though every partition has its own",
+			zap.String("index", RecipientIndex))
+	}
+	return built, nil
+}
+
+// attachRecipientIndex builds the recipient index of partition concurrently,
+// unless a valid one of its name is there, and attaches it to the parent's.
+// ok is false when the partition no longer exists.
+func attachRecipientIndex(ctx context.Context, conn *pgx.Conn, partition string) (ok bool, err error) {
+	table := pgx.Identifier{"events", partition}.Sanitize()
+	name := pgx.Identifier{RecipientIndexOf(partition)}.Sanitize() // CREATE INDEX takes no schema: the table's
+	index := pgx.Identifier{"events", RecipientIndexOf(partition)}.Sanitize()
+	gone := func(err error) (bool, error) {
+		var exists bool
+		if qerr := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); qerr == nil && !exists {
+			return false, nil
+		}
+		return false, err
+	}
+	var valid *bool
+	if err := conn.QueryRow(ctx, indexValidSQL, index).Scan(&valid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("look up %s: %w", index, err)
+	}
+	if valid != nil && !*valid {
+		// Left over by an interrupted concurrent build: unusable, and IF NOT EXISTS
+		// would keep it.
+		if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+index); err != nil {
+			return gone(fmt.Errorf("drop the invalid %s: %w", index, err))
+		}
+		valid = nil
+	}
+	if valid == nil {
+		if _, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY IF NOT EXISTS "+name+" ON "+table+" ("+recipientIndexColumns+")"); err != nil {
+			return gone(fmt.Errorf("build %s: %w", index, err))
+		}
+	}
+	parent := pgx.Identifier{"events", RecipientIndex}.Sanitize()
+	if _, err := conn.Exec(ctx, "ALTER INDEX "+parent+" ATTACH PARTITION "+index); err != nil {
+		return gone(fmt.Errorf("attach %s: %w", index, err))
+	}
+	return true, nil
 }

@@ -2,10 +2,13 @@ package migrations_test
 
 import (
 	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldmail/herald/migrations"
@@ -199,4 +202,191 @@ func TestTimescaleIntegration(t *testing.T) {
 	plan, err := migrations.Plan(ctx, b.url)
 	require.NoError(t, err)
 	require.Empty(t, plan)
+}
+
+// recipientIndexDef is how pg_get_indexdef shows the recipient index named
+// name of table (qualified): ON ONLY for the partitioned table's own, however
+// it was created.
+func recipientIndexDef(name, table string) string {
+	on := "ON "
+	if table == "events.engagement_events" {
+		on = "ON ONLY "
+	}
+	return "CREATE INDEX " + name + " " + on + table + " USING btree (domain_id, recipient_id, created_at)"
+}
+
+// requireRecipientIndex checks that the recipient index is valid on
+// events.engagement_events and that every partition has a valid copy of it,
+// named by RecipientIndexOf, attached to it; it returns the partitions.
+func requireRecipientIndex(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	ctx := t.Context()
+	var def string
+	var valid bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_get_indexdef(x.indexrelid), x.indisvalid FROM pg_index AS x
+		WHERE x.indexrelid = to_regclass('events.`+migrations.RecipientIndex+`')`).Scan(&def, &valid))
+	require.Equal(t, recipientIndexDef(migrations.RecipientIndex, "events.engagement_events"), def)
+	require.True(t, valid, "the parent's index is valid once every partition has its own")
+
+	rows, err := pool.Query(ctx, `SELECT c.relname, ci.relname, pg_get_indexdef(x.indexrelid), x.indisvalid
+		FROM pg_inherits AS i
+		JOIN pg_class AS c ON c.oid = i.inhrelid
+		LEFT JOIN (pg_inherits AS ii JOIN pg_index AS x ON x.indexrelid = ii.inhrelid
+			JOIN pg_class AS ci ON ci.oid = x.indexrelid)
+			ON ii.inhparent = $1::regclass AND x.indrelid = c.oid
+		WHERE i.inhparent = 'events.engagement_events'::regclass
+		ORDER BY 1`, "events."+migrations.RecipientIndex)
+	require.NoError(t, err)
+	var parts []string
+	for rows.Next() {
+		var part string
+		var index, def *string
+		var valid *bool
+		require.NoError(t, rows.Scan(&part, &index, &def, &valid))
+		require.NotNil(t, index, "events.%s has the index attached", part)
+		require.Equal(t, migrations.RecipientIndexOf(part), *index, "named as PostgreSQL names it")
+		require.Equal(t, recipientIndexDef(*index, "events."+part), *def)
+		require.True(t, *valid, *index)
+		parts = append(parts, part)
+	}
+	require.NoError(t, rows.Err())
+	require.NotEmpty(t, parts)
+	return parts
+}
+
+// TestStorageSetupRecipientIndex: on a new database the index is made on the
+// table before its first partition, and every partition gets it as it is
+// attached, the setup's and any later one's (events.create_engagement_partitions
+// or by hand, whatever its name's length).
+func TestStorageSetupRecipientIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	now := time.Date(2026, time.March, 4, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, migrations.UpAt(ctx, b.url, now, b.log))
+	pool := connect(t, b.url)
+	require.Len(t, requireRecipientIndex(t, pool), 6)
+
+	_, err := pool.Exec(ctx, "SELECT events.create_engagement_partitions($1, $1)", now.AddDate(0, 3, 0))
+	require.NoError(t, err)
+	// A name of 63 bytes, the longest: PostgreSQL cuts the index's name to fit.
+	long := "engagement_events_manual_" + strings.Repeat("x", 63-len("engagement_events_manual_"))
+	_, err = pool.Exec(ctx, `CREATE TABLE events.`+long+` (LIKE events.engagement_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+		ALTER TABLE events.engagement_events ATTACH PARTITION events.`+long+`
+			FOR VALUES FROM ('2030-01-01') TO ('2030-01-08')`)
+	require.NoError(t, err)
+	parts := requireRecipientIndex(t, pool)
+	require.Len(t, parts, 8)
+	require.Contains(t, parts, migrations.PartitionName(now.AddDate(0, 3, 0)))
+	require.Contains(t, parts, long)
+
+	plan, err := migrations.PlanAt(ctx, b.url, now)
+	require.NoError(t, err)
+	require.Empty(t, plan)
+}
+
+// TestStorageSetupRecipientIndexOnExistingTable: on a database whose table and
+// partitions (with rows) predate the index, plan shows it and up builds it
+// partition by partition, concurrently: a copy left INVALID by an interrupted
+// build is dropped and built again, a valid one that was not attached yet is
+// attached as it is.
+func TestStorageSetupRecipientIndexOnExistingTable(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	now := time.Date(2026, time.March, 4, 12, 0, 0, 0, time.UTC)
+	require.NoError(t, migrations.UpAt(ctx, b.url, now, b.log))
+	pool := connect(t, b.url)
+
+	// The database as the release before the index left it.
+	_, err := pool.Exec(ctx, `DROP INDEX events.`+migrations.RecipientIndex+`;
+		INSERT INTO events.engagement_events (id, company_id, workspace_id, domain_id, type, recipient_id, created_at, url)
+		SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'open', gen_random_uuid(),
+			'2026-03-02 00:00:00+00'::timestamptz + n * interval '1 minute', 'https://example.com/' || n
+		FROM generate_series(1, 20000) AS n`)
+	require.NoError(t, err)
+	plan, err := migrations.PlanAt(ctx, b.url, now)
+	require.NoError(t, err)
+	require.Equal(t, []migrations.Migration{{
+		Schema: migrations.StorageStep,
+		File: "partitioned: index " + migrations.RecipientIndex +
+			" on events.engagement_events (domain_id, recipient_id, created_at), built concurrently on 6 partitions",
+	}}, plan)
+
+	// An interrupted concurrent build leaves an INVALID index of the expected name
+	// behind (here the build fails on a row); another partition got a valid one
+	// whose attach did not happen.
+	invalidPart, validPart := "engagement_events_p20260302", "engagement_events_p20260309"
+	invalid, valid := migrations.RecipientIndexOf(invalidPart), migrations.RecipientIndexOf(validPart)
+	_, err = pool.Exec(ctx, `CREATE INDEX CONCURRENTLY `+invalid+` ON events.`+invalidPart+`
+		(domain_id, recipient_id, (1 / (length(url) - length(url))))`)
+	requireCode(t, err, "22012", "division by zero")
+	var isValid bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT indisvalid FROM pg_index WHERE indexrelid = $1::regclass`, "events."+invalid).Scan(&isValid))
+	require.False(t, isValid)
+	_, err = pool.Exec(ctx, `CREATE INDEX `+valid+` ON events.`+validPart+` (domain_id, recipient_id, created_at)`)
+	require.NoError(t, err)
+	var validOID uint32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::regclass::oid`, "events."+valid).Scan(&validOID))
+
+	require.NoError(t, migrations.UpAt(ctx, b.url, now, b.log))
+	requireRecipientIndex(t, pool)
+	var oid uint32
+	require.NoError(t, pool.QueryRow(ctx, `SELECT $1::regclass::oid`, "events."+valid).Scan(&oid))
+	require.Equal(t, validOID, oid, "the valid copy is attached, not built again")
+
+	plan, err = migrations.PlanAt(ctx, b.url, now)
+	require.NoError(t, err)
+	require.Empty(t, plan)
+	require.NoError(t, migrations.UpAt(ctx, b.url, now, b.log), "idempotent")
+
+	// A partition made afterwards comes with the index, and the parent's stays valid.
+	_, err = pool.Exec(ctx, "SELECT events.create_engagement_partitions($1, $1)", now.AddDate(0, 2, 0))
+	require.NoError(t, err)
+	require.Contains(t, requireRecipientIndex(t, pool), migrations.PartitionName(now.AddDate(0, 2, 0)))
+
+	// Planned together with missing partitions.
+	_, err = pool.Exec(ctx, `DROP INDEX events.`+migrations.RecipientIndex)
+	require.NoError(t, err)
+	plan, err = migrations.PlanAt(ctx, b.url, now.AddDate(0, 0, 21))
+	require.NoError(t, err)
+	require.Equal(t, []migrations.Migration{{
+		Schema: migrations.StorageStep,
+		File: "partitioned: index " + migrations.RecipientIndex +
+			" on events.engagement_events (domain_id, recipient_id, created_at), built concurrently on 7 partitions; " +
+			"weekly partitions of events.engagement_events from 2026-03-16 to 2026-04-27 (3 missing)",
+	}}, plan)
+}
+
+// TestTimescaleIndexStatement checks the hypertable's index statement as far
+// as PostgreSQL without TimescaleDB can: the statement parses and names the
+// table, PostgreSQL refusing only TimescaleDB's option (TimescaleDB takes it
+// out before PostgreSQL sees it); without the option it makes the intended
+// index, which the done query then finds.
+func TestTimescaleIndexStatement(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.Pool(t)
+	ctx := t.Context()
+	done := func() bool {
+		var ok bool
+		require.NoError(t, pool.QueryRow(ctx, migrations.TimescaleIndexDoneSQL).Scan(&ok))
+		return ok
+	}
+	require.True(t, done(), "the partitioned table of the test database has it")
+	_, err := pool.Exec(ctx, `DROP INDEX events.`+migrations.RecipientIndex)
+	require.NoError(t, err)
+	require.False(t, done())
+
+	_, err = pool.Exec(ctx, migrations.TimescaleIndexSQL)
+	requireCode(t, err, "22023")
+	require.ErrorContains(t, err, `unrecognized parameter namespace "timescaledb"`)
+
+	option := regexp.MustCompile(`\s*WITH \(timescaledb\.transaction_per_chunk\)$`)
+	require.Regexp(t, option, migrations.TimescaleIndexSQL)
+	_, err = pool.Exec(ctx, option.ReplaceAllString(migrations.TimescaleIndexSQL, ""))
+	require.NoError(t, err)
+	require.True(t, done())
+	var def string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT pg_get_indexdef($1::regclass)`, "events."+migrations.RecipientIndex).Scan(&def))
+	require.Equal(t, recipientIndexDef(migrations.RecipientIndex, "events.engagement_events"), def)
 }

@@ -3,8 +3,9 @@ package migrations
 // The TimescaleDB path of the storage setup, kept in this one file. It runs
 // where events.engagement_events was created as a plain table (the events
 // migration found TimescaleDB usable): the table becomes a hypertable on
-// created_at with 7-day chunks, and a retention policy drops chunks older
-// than 90 days. Every statement is idempotent (IF NOT EXISTS, if_not_exists).
+// created_at with 7-day chunks, a retention policy drops chunks older than
+// 90 days, and the recipient index is built chunk by chunk. Every statement
+// is idempotent (IF NOT EXISTS, if_not_exists).
 //
 // The daily rollup stays events.email_events_daily, kept by the worker's job
 // as on plain PostgreSQL, rather than a continuous aggregate: TimescaleDB
@@ -14,6 +15,7 @@ package migrations
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -56,6 +58,53 @@ func timescaleSteps() []timescaleStep {
 	}
 }
 
+// timescaleIndex is the recipient index (RecipientIndex, see storage.go) on
+// the hypertable. A hypertable refuses CREATE INDEX CONCURRENTLY; TimescaleDB's
+// transaction_per_chunk builds the index one chunk at a time, each in a
+// transaction of its own, so that only the chunk being indexed waits for it,
+// and marks the hypertable's index valid once every chunk has it. New chunks
+// get it as they are created. It cannot run inside a transaction block, so it
+// comes after the transaction of the other steps. IF NOT EXISTS keeps an
+// index left invalid by an interrupted build, which is why
+// setupTimescaleIndex drops such a one first.
+var timescaleIndex = timescaleStep{
+	what: "index " + RecipientIndex + " (" + recipientIndexColumns + "), one transaction per chunk",
+	sql: `CREATE INDEX IF NOT EXISTS ` + RecipientIndex + ` ON events.engagement_events (` + recipientIndexColumns + `)
+		WITH (timescaledb.transaction_per_chunk)`,
+	done: `SELECT coalesce((SELECT x.indisvalid FROM pg_catalog.pg_index AS x
+		WHERE x.indexrelid = to_regclass('events.` + RecipientIndex + `')), false)`,
+}
+
+// setupTimescaleIndex builds the recipient index on the hypertable
+// (timescaleIndex), outside a transaction. An index left invalid by an
+// interrupted build is dropped first: TimescaleDB drops a hypertable's index
+// only with a plain DROP INDEX, which waits at most lock_timeout for its
+// lock and then holds it for a moment.
+func setupTimescaleIndex(ctx context.Context, conn *pgx.Conn) (err error) {
+	if _, err := conn.Exec(ctx, storageSessionSQL); err != nil {
+		return fmt.Errorf("storage setup: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), storageSessionResetSQL); rerr != nil && err == nil {
+			err = fmt.Errorf("storage setup: %w", rerr)
+		}
+	}()
+	index := pgx.Identifier{"events", RecipientIndex}.Sanitize()
+	var valid *bool
+	if err := conn.QueryRow(ctx, indexValidSQL, index).Scan(&valid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("storage setup: look up %s: %w", index, err)
+	}
+	if valid != nil && !*valid {
+		if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+index); err != nil {
+			return fmt.Errorf("storage setup: drop the invalid %s: %w", index, err)
+		}
+	}
+	if _, err := conn.Exec(ctx, timescaleIndex.sql); err != nil {
+		return fmt.Errorf("storage setup: %s: %w", timescaleIndex.what, err)
+	}
+	return nil
+}
+
 // setupTimescale runs the TimescaleDB setup in one transaction: the
 // extension (when createExtension), then every step.
 func setupTimescale(ctx context.Context, conn *pgx.Conn, createExtension bool) error {
@@ -84,7 +133,7 @@ func timescalePending(ctx context.Context, q querier, tableExists bool) ([]strin
 	if !installed {
 		todo = append(todo, "create extension timescaledb")
 	}
-	for _, st := range timescaleSteps() {
+	for _, st := range append(timescaleSteps(), timescaleIndex) {
 		if !installed || !tableExists {
 			todo = append(todo, st.what)
 			continue

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/heraldmail/herald/libs/machine"
 	"github.com/heraldmail/herald/libs/tenancy"
 )
 
@@ -103,6 +104,11 @@ type Event struct {
 	IP          string
 	URL         string
 	BounceClass string
+	// IsMachine marks an open or click made by a machine (a privacy proxy, a link scanner),
+	// set by ClassifyMachine before the event is written to the partitioned storage;
+	// MachineReason says why, for logs and metrics only (it is not stored).
+	IsMachine     bool
+	MachineReason machine.Reason
 }
 
 // StatusChange is the recipient status an event causes, if any: bounces, complaints and
@@ -165,7 +171,10 @@ func (r *Result) add(o Result) {
 type Store interface {
 	// Insert stores evs (whose ids are distinct) for tenant t in one transaction, skipping
 	// ids stored before, and enqueues the recipient status change of every newly stored
-	// bounce, complaint and unsubscribe in the same transaction. It returns the number of
+	// bounce, complaint and unsubscribe in the same transaction. Where the storage keeps
+	// machine marking, it sets IsMachine and MachineReason on the opens and clicks of evs
+	// before writing them (ClassifyMachine), looking up what it needs; a failed look-up
+	// classifies by user agent only and never fails the call. It returns the number of
 	// events newly stored.
 	Insert(ctx context.Context, t tenancy.Tenant, evs []Event) (int, error)
 }

@@ -9,6 +9,11 @@
 // so a retried event is the same row); off, the legacy events.email_events, keyed by id alone,
 // as the previous release writes it. The previous release never reads either table, so there
 // is no dual write: the backfill events_engagement_events copies the legacy rows over.
+//
+// On the partitioned storage a batch's opens and clicks are classified as machine traffic or
+// not before they are written (events.ClassifyMachine), with the deliveries and recent clicks
+// of their recipients looked up in the same transaction, and the verdict is stored in
+// is_machine. The legacy table has no column for it: there nothing is classified.
 package store
 
 import (
@@ -21,6 +26,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/jobs"
+	"github.com/heraldmail/herald/libs/machine"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/jackc/pgx/v5"
@@ -33,7 +39,7 @@ import (
 const stagingTable = "email_events_staging"
 
 var stagingColumns = []string{
-	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class",
+	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class", "is_machine",
 }
 
 const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
@@ -45,10 +51,12 @@ const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
 	user_agent   text        NOT NULL,
 	ip           text        NOT NULL,
 	url          text        NOT NULL,
-	bounce_class text        NOT NULL
+	bounce_class text        NOT NULL,
+	is_machine   boolean     NOT NULL
 ) ON COMMIT DROP`
 
-// The tenant ids come from the verified request, never from the events themselves.
+// The tenant ids come from the verified request, never from the events themselves. The
+// legacy table has no is_machine column.
 const insertLegacy = `INSERT INTO events.email_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class)
@@ -61,12 +69,51 @@ RETURNING id, type, recipient_id, bounce_class`
 // insertPartitioned writes the event's time as created_at, the partition key.
 const insertPartitioned = `INSERT INTO events.engagement_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, created_at,
-	 user_agent, ip, url, bounce_class)
+	 user_agent, ip, url, bounce_class, is_machine)
 SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
-	 user_agent, ip, url, bounce_class
+	 user_agent, ip, url, bounce_class, is_machine
 FROM ` + stagingTable + `
 ON CONFLICT (id, created_at) DO NOTHING
 RETURNING id, type, recipient_id, bounce_class`
+
+// historySQL reads what the timing rules of libs/machine need about the pairs of a batch
+// (events.Lookups): the delivered, sent and click events of their recipients ($2) in the
+// domain ($1) from the earliest bound of the batch ($3) on, of their campaigns ($4), at most
+// $5 of them; the store keeps those within each pair's bounds. It is one index scan of the
+// recipient index (domain_id, recipient_id, created_at), one range per recipient, in the
+// partitions from the bound on: with a generic plan (historyBeginSQL) the planner knows
+// neither the recipients nor the bound and never prefers a scan of the domain's recent
+// events (engagement_events_domain_id_created_at_idx), which a batch of many recipients
+// could otherwise look cheaper by. Row-level security keeps it to the tenant.
+const historySQL = `SELECT e.campaign_id, e.recipient_id, e.type, e.created_at, e.url
+FROM events.engagement_events AS e
+WHERE e.domain_id = $1
+	AND e.recipient_id = ANY ($2::uuid[])
+	AND e.created_at >= $3
+	AND e.campaign_id = ANY ($4::uuid[])
+	AND e.type IN ('delivered', 'sent', 'click')
+LIMIT $5`
+
+// The look-up runs in a savepoint, which leaves the transaction usable after a failure,
+// with settings of its own made with SET LOCAL and undone by rolling back to the savepoint:
+// a statement timeout, and a generic plan (the same plan every time, made once per
+// connection, see historySQL). One round trip each way (the simple protocol takes several
+// statements).
+const (
+	historySettingsSQL = `SET LOCAL plan_cache_mode = force_generic_plan`
+	historyBeginSQL    = `SAVEPOINT machine_history; SET LOCAL statement_timeout = %d; ` + historySettingsSQL
+	historyEndSQL      = `ROLLBACK TO SAVEPOINT machine_history; RELEASE SAVEPOINT machine_history`
+)
+
+// Bounds of the look-up.
+const (
+	// DefaultHistoryTimeout is the longest the look-up of a batch may take; past it the
+	// batch is classified by user agent only.
+	DefaultHistoryTimeout = 200 * time.Millisecond
+	// historyPerPair bounds the events read, per pair of the batch: a delivery, a sent
+	// event and the clicks of a burst need far fewer.
+	historyPerPair = 50
+)
 
 // createPartitions makes sure the weekly partitions of a time range exist; events-ingest may
 // call it (SECURITY DEFINER, see the events migrations), and does only when an insert finds
@@ -78,6 +125,13 @@ type Store struct {
 	db       tenancy.Beginner
 	inserter *jobs.Inserter
 	flags    flags.Provider
+	rules    machine.Rules
+	// historyTimeout bounds the look-up of a batch's history.
+	historyTimeout time.Duration
+	// historySQL is the look-up; tests replace it.
+	historySQL string
+	// noMarking skips classification (benchmarks compare with it).
+	noMarking bool
 }
 
 // Option configures a Store.
@@ -91,7 +145,10 @@ func WithFlags(p flags.Provider) Option {
 
 // New returns a store on db (a pool) that enqueues jobs with inserter.
 func New(db tenancy.Beginner, inserter *jobs.Inserter, opts ...Option) *Store {
-	s := &Store{db: db, inserter: inserter}
+	s := &Store{
+		db: db, inserter: inserter, rules: machine.DefaultRules(),
+		historyTimeout: DefaultHistoryTimeout, historySQL: historySQL,
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -112,9 +169,9 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return 0, nil
 	}
 	if !s.Partitioned(ctx, t) {
-		return s.insert(ctx, t, evs, insertLegacy)
+		return s.insert(ctx, t, evs, false)
 	}
-	n, err := s.insert(ctx, t, evs, insertPartitioned)
+	n, err := s.insert(ctx, t, evs, true)
 	if !noPartition(err) {
 		return n, err
 	}
@@ -122,18 +179,31 @@ func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 	if err := s.createPartitions(ctx, evs); err != nil {
 		return 0, err
 	}
-	return s.insert(ctx, t, evs, insertPartitioned)
+	return s.insert(ctx, t, evs, true)
 }
 
-func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, insertSQL string) (int, error) {
+// insert writes evs in one transaction, to the partitioned table, after classifying them,
+// or to the legacy one.
+func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, partitioned bool) (int, error) {
+	insertSQL := insertLegacy
+	if partitioned {
+		insertSQL = insertPartitioned
+	}
 	var inserted int
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
+		if partitioned && !s.noMarking {
+			if err := events.ClassifyMachine(s.rules, evs, func(ls []events.Lookup) (*events.History, error) {
+				return s.history(ctx, tx, t, ls)
+			}); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stagingTable}, stagingColumns, pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
 			e := evs[i]
-			return []any{e.ID, string(e.Type), e.CampaignID, e.RecipientID, e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass}, nil
+			return []any{e.ID, string(e.Type), e.CampaignID, e.RecipientID, e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass, e.IsMachine}, nil
 		})); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
@@ -182,6 +252,61 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return 0, err
 	}
 	return inserted, nil
+}
+
+// history looks up, in tx, what the timing rules need about the pairs ls of a batch, in one
+// query bounded by historyTimeout, inside a savepoint. A failed or timed-out look-up is a nil
+// history (classify by user agent only), not an error: an error means tx itself is unusable
+// (the savepoint could not be made or rolled back to), and fails the batch as any statement
+// would.
+func (s *Store) history(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, ls []events.Lookup) (*events.History, error) {
+	byPair := make(map[events.Pair]events.Lookup, len(ls))
+	recipients := make([]uuid.UUID, 0, len(ls))
+	var campaigns []uuid.UUID
+	seen := map[uuid.UUID]bool{}
+	from := ls[0].From
+	for _, l := range ls {
+		byPair[l.Pair] = l
+		recipients = append(recipients, l.RecipientID)
+		if !seen[l.CampaignID] {
+			seen[l.CampaignID] = true
+			campaigns = append(campaigns, l.CampaignID)
+		}
+		if l.From.Before(from) {
+			from = l.From
+		}
+	}
+	if _, err := tx.Exec(ctx, fmt.Sprintf(historyBeginSQL, max(1, s.historyTimeout.Milliseconds()))); err != nil {
+		return nil, fmt.Errorf("look up the history of the batch: %w", err)
+	}
+	h := events.NewHistory()
+	lookupErr := func() error {
+		rows, err := tx.Query(ctx, s.historySQL, t.DomainID, recipients, from, campaigns, historyPerPair*len(ls))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var (
+			p   events.Pair
+			typ string
+			at  time.Time
+			url string
+		)
+		_, err = pgx.ForEachRow(rows, []any{&p.CampaignID, &p.RecipientID, &typ, &at, &url}, func() error {
+			if l, ok := byPair[p]; ok && l.Wants(events.Type(typ), at) {
+				h.Add(p, events.Type(typ), at, url)
+			}
+			return nil
+		})
+		return err
+	}()
+	if _, err := tx.Exec(ctx, historyEndSQL); err != nil {
+		return nil, fmt.Errorf("look up the history of the batch: %w", err)
+	}
+	if lookupErr != nil {
+		return nil, nil
+	}
+	return h, nil
 }
 
 // createPartitions creates the partitions that the times of evs need, in a transaction of

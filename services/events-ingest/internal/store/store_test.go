@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 
 type bundle struct {
 	// pool is a superuser pool on the store's database, for inspecting every tenant's rows.
-	pool   *pgxpool.Pool
+	pool *pgxpool.Pool
+	// events is the store's own pool, as the service's role.
+	events *pgxpool.Pool
 	tenant tenancy.Tenant
 	// table is where the store writes events: the partitioned table when the flag is on.
 	table string
@@ -38,9 +40,15 @@ type bundle struct {
 // (events.engagement_events) and once off (events.email_events).
 func eachStorage(t *testing.T, fn func(t *testing.T, s *store.Store, b bundle)) {
 	t.Helper()
+	eachStorageWith(t, nil, fn)
+}
+
+// eachStorageWith is eachStorage with stores made with opts as well.
+func eachStorageWith(t *testing.T, opts []store.Option, fn func(t *testing.T, s *store.Store, b bundle)) {
+	t.Helper()
 	p := flagstest.New(t)
 	flagstest.Both(t, p, flags.EventsPartitionedStorage, func(t *testing.T, on bool) {
-		s, b := setup(t, p)
+		s, b := setup(t, p, opts...)
 		require.Equal(t, on, s.Partitioned(t.Context(), b.tenant))
 		if on {
 			b.table, b.timeColumn = "events.engagement_events", "created_at"
@@ -50,15 +58,15 @@ func eachStorage(t *testing.T, fn func(t *testing.T, s *store.Store, b bundle)) 
 }
 
 // setup returns a store connected as the service's role, held to its grants and to
-// row-level security, checking its flag with p.
-func setup(t *testing.T, p flags.Provider) (*store.Store, bundle) {
+// row-level security, checking its flag with p, made with opts as well.
+func setup(t testing.TB, p flags.Provider, opts ...store.Option) (*store.Store, bundle) {
 	t.Helper()
 	dbURL := pgtest.URL(t)
 	pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	ins, err := jobs.NewInserter(pool)
 	require.NoError(t, err)
-	return store.New(pool, ins, store.WithFlags(p)), bundle{
-		pool: pgtest.Open(t, dbURL), tenant: newTenant(), table: "events.email_events", timeColumn: "occurred_at",
+	return store.New(pool, ins, append([]store.Option{store.WithFlags(p)}, opts...)...), bundle{
+		pool: pgtest.Open(t, dbURL), events: pool, tenant: newTenant(), table: "events.email_events", timeColumn: "occurred_at",
 	}
 }
 
