@@ -265,8 +265,10 @@ func metric(t *testing.T, bb bundle, name string) float64 {
 	return 0
 }
 
-// idStore gives the real store the InsertIDs of events.IDStore for the test: it looks up
-// which ids exist before the write (the test is the only writer of its database).
+// idStore adds the InsertIDs of events.IDStore to the recording store, so that the test can
+// check both the batches written and the counts each caller gets: it looks up which ids exist
+// before the write (the test is the only writer of its database). The real store's own
+// InsertIDs is tested in internal/store.
 type idStore struct {
 	*recordingStore
 	pool *pgxpool.Pool

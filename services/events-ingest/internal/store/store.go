@@ -165,31 +165,38 @@ func (s *Store) Partitioned(ctx context.Context, t tenancy.Tenant) bool {
 
 // Insert implements events.Store.
 func (s *Store) Insert(ctx context.Context, t tenancy.Tenant, evs []events.Event) (int, error) {
+	ids, err := s.InsertIDs(ctx, t, evs)
+	return len(ids), err
+}
+
+// InsertIDs implements events.IDStore: it returns the ids of the events newly stored, so
+// that the batcher tells each caller exactly which of its events were duplicates.
+func (s *Store) InsertIDs(ctx context.Context, t tenancy.Tenant, evs []events.Event) ([]uuid.UUID, error) {
 	if len(evs) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	if !s.Partitioned(ctx, t) {
 		return s.insert(ctx, t, evs, false)
 	}
-	n, err := s.insert(ctx, t, evs, true)
+	ids, err := s.insert(ctx, t, evs, true)
 	if !noPartition(err) {
-		return n, err
+		return ids, err
 	}
 	// The transaction rolled back whole: make the partitions and write the batch again.
 	if err := s.createPartitions(ctx, evs); err != nil {
-		return 0, err
+		return nil, err
 	}
 	return s.insert(ctx, t, evs, true)
 }
 
 // insert writes evs in one transaction, to the partitioned table, after classifying them,
 // or to the legacy one.
-func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, partitioned bool) (int, error) {
+func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, partitioned bool) ([]uuid.UUID, error) {
 	insertSQL := insertLegacy
 	if partitioned {
 		insertSQL = insertPartitioned
 	}
-	var inserted int
+	var inserted []uuid.UUID
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
 		if partitioned && !s.noMarking {
 			if err := events.ClassifyMachine(s.rules, evs, func(ls []events.Lookup) (*events.History, error) {
@@ -223,7 +230,7 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 				rows.Close()
 				return fmt.Errorf("scan inserted event: %w", err)
 			}
-			inserted++
+			inserted = append(inserted, id)
 			status, reason, ok := events.StatusChange(events.Type(typ), bounceClass)
 			if !ok || !recipient.Valid {
 				continue
@@ -249,7 +256,7 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	return inserted, nil
 }

@@ -207,6 +207,33 @@ func TestInsert_retryCountsOnce(t *testing.T) {
 	})
 }
 
+// TestInsertIDs: the store names the events a write stored, so that the batcher can tell each
+// caller of a shared batch which of its own events were duplicates.
+func TestInsertIDs(t *testing.T) {
+	t.Parallel()
+	eachStorage(t, func(t *testing.T, s *store.Store, b bundle) {
+		ctx := context.Background()
+		var _ events.IDStore = s
+		known := newEvent(eventOpts{})
+		ids, err := s.InsertIDs(ctx, b.tenant, []events.Event{known})
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{known.ID}, ids)
+
+		fresh := []events.Event{newEvent(eventOpts{}), newEvent(eventOpts{Type: events.TypeClick})}
+		ids, err = s.InsertIDs(ctx, b.tenant, []events.Event{fresh[0], known, fresh[1]})
+		require.NoError(t, err)
+		require.ElementsMatch(t, []uuid.UUID{fresh[0].ID, fresh[1].ID}, ids)
+
+		ids, err = s.InsertIDs(ctx, b.tenant, fresh)
+		require.NoError(t, err)
+		require.Empty(t, ids)
+		ids, err = s.InsertIDs(ctx, b.tenant, nil)
+		require.NoError(t, err)
+		require.Empty(t, ids)
+		require.Equal(t, 3, countEvents(t, b))
+	})
+}
+
 func TestInsert_statusJobs(t *testing.T) {
 	t.Parallel()
 	eachStorage(t, func(t *testing.T, s *store.Store, b bundle) {
