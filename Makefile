@@ -45,6 +45,20 @@ fi; \
 export HERALD_TEST_DATABASE_URL HERALD_TEST_REDIS_ADDR
 endef
 
+# bench_env exports HERALD_TEST_DATABASE_URL and HERALD_TEST_REDIS_ADDR for the benchmarks: the
+# benchmark cluster (durable as in production: scripts/stack.sh bench-start), started when
+# needed, and the stack's Redis. It ignores the values already set, which name the fast test
+# cluster when they come from `scripts/stack.sh env`, and prints the cluster's settings.
+define bench_env
+bash $(ROOT)/scripts/deps.sh >/dev/null; \
+bash $(ROOT)/scripts/stack.sh start >/dev/null; \
+bash $(ROOT)/scripts/stack.sh bench-start; \
+bench_env="$$(bash $(ROOT)/scripts/stack.sh bench-env)"; \
+eval "$$bench_env"; \
+echo "bench: Redis $$HERALD_TEST_REDIS_ADDR (the stack's, shared with the tests)"; \
+export HERALD_TEST_DATABASE_URL HERALD_TEST_REDIS_ADDR
+endef
+
 .PHONY: help
 help: ## list the targets
 	@echo "usage: make <target> [ARGS=...] [BENCH=...]"
@@ -108,8 +122,8 @@ n-minus-1: ## check the previous release's e2e tests on the current migrations, 
 	cd tools && HERALD_N_MINUS_1=1 go test -count=1 -timeout 20m -run '^TestRenameFailsTheCheck$$' ./nminus1
 
 .PHONY: bench
-bench: ## run the benchmarks of every module (BENCH=regexp, default all)
-	@$(test_env); \
+bench: ## run the benchmarks of every module on a durable PostgreSQL cluster (BENCH=regexp, default all)
+	@$(bench_env); \
 	$(call in_modules,go test -run '^$$' -bench '$(BENCH)' -benchmem -timeout 60m ./...)
 
 .PHONY: tidy
@@ -121,7 +135,7 @@ stack-up: ## start the local PostgreSQL and Redis under .dev/ (reused when runni
 	bash scripts/stack.sh start
 
 .PHONY: stack-down
-stack-down: ## stop the local PostgreSQL and Redis
+stack-down: ## stop the local PostgreSQL and Redis (and the benchmark cluster)
 	bash scripts/stack.sh stop
 
 .PHONY: clean

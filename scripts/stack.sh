@@ -3,14 +3,25 @@
 # all their state under the git-ignored .dev/ folder at the repository root.
 #
 #   scripts/stack.sh start    start both (nothing to do when already running) and wait for them
-#   scripts/stack.sh stop     stop both
+#   scripts/stack.sh stop     stop both, and the benchmark cluster when it runs
 #   scripts/stack.sh status   print whether each runs; exit 1 unless both do
 #   scripts/stack.sh env      print export lines for the tests and the dev stack
 #                             (eval "$(scripts/stack.sh env)")
 #
+#   scripts/stack.sh bench-start   start the benchmark cluster (below), wait for it, and print
+#                                  its durability settings
+#   scripts/stack.sh bench-env     print export lines for the benchmarks: the benchmark
+#                                  cluster and the stack's Redis
+#
 # Ports are not the defaults so that the stack never collides with a system PostgreSQL or
 # Redis: PostgreSQL 55432 (HERALD_PG_PORT), Redis 56379 (HERALD_REDIS_PORT). Both listen on
 # 127.0.0.1 only.
+#
+# The benchmark cluster (`make bench`) is a second throwaway PostgreSQL cluster in .dev/pg-bench,
+# on 127.0.0.1:55433 (HERALD_BENCH_PG_PORT), the same as the test cluster except that it is
+# durable as in production: fsync, synchronous_commit and full_page_writes on. The test
+# cluster turns them off for speed, which makes a commit almost free; a benchmark comparing
+# designs that commit at different rates would then measure something production never sees.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +44,9 @@ HOST=127.0.0.1
 START_TIMEOUT_SECONDS="${HERALD_STACK_START_TIMEOUT:-60}"
 # PostgreSQL refuses to run as root; as root, the cluster belongs to this system user.
 PG_RUN_USER=herald-dev
+# The benchmark cluster: use_bench_cluster points the pg_* functions at it.
+BENCH_PG_DIR="$DEV/pg-bench"
+BENCH_PG_PORT="${HERALD_BENCH_PG_PORT:-55433}"
 
 log() { echo "stack: $*"; }
 die() {
@@ -187,6 +201,60 @@ pg_stop() {
 	fi
 }
 
+# use_bench_cluster points the pg_* functions (and PG_* variables) at the benchmark cluster,
+# for the rest of the shell: call it in a subshell when the test cluster comes next.
+use_bench_cluster() {
+	[[ "$BENCH_PG_PORT" != "$PG_PORT" ]] ||
+		die "the benchmark cluster needs a port of its own: HERALD_BENCH_PG_PORT and HERALD_PG_PORT are both $PG_PORT"
+	PG_DIR="$BENCH_PG_DIR"
+	PG_DATA="$PG_DIR/data"
+	PG_LOG="$PG_DIR/postgres.log"
+	PG_PORT="$BENCH_PG_PORT"
+}
+
+# pg_durability prints the running cluster's fsync, synchronous_commit and full_page_writes as
+# name=value pairs on one line.
+pg_durability() {
+	pg_psql -d postgres -tA -F ' ' -c "SELECT 'fsync=' || current_setting('fsync'),
+		'synchronous_commit=' || current_setting('synchronous_commit'),
+		'full_page_writes=' || current_setting('full_page_writes')"
+}
+
+# bench_pg_start starts the benchmark cluster: initialised as the test cluster is, then made
+# durable, and checked to be durable once running.
+bench_pg_start() {
+	use_bench_cluster
+	if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
+		pg_init
+		# The last setting in the file wins: these replace the test cluster's.
+		as_pg_owner tee -a "$PG_DATA/postgresql.conf" >/dev/null <<'EOF'
+
+# scripts/stack.sh bench-start: the benchmark cluster is durable as in production, so that a
+# commit costs what it costs there (these replace the settings above). Its port on the command
+# line is HERALD_BENCH_PG_PORT.
+fsync = on
+synchronous_commit = on
+full_page_writes = on
+EOF
+	fi
+	pg_start
+	local settings
+	settings="$(pg_durability)"
+	if [[ "$settings" != "fsync=on synchronous_commit=on full_page_writes=on" ]]; then
+		die "the benchmark cluster in ${PG_DATA#"$ROOT"/} is not durable ($settings); run scripts/stack.sh stop, remove ${PG_DIR#"$ROOT"/} and start it again"
+	fi
+	log "benchmark PostgreSQL ready on $HOST:$PG_PORT (data ${PG_DATA#"$ROOT"/}): $settings"
+}
+
+# bench_pg_stop stops the benchmark cluster when it runs, and says nothing otherwise: most
+# machines never start it.
+bench_pg_stop() {
+	use_bench_cluster
+	pg_running || return 0
+	log "stopping the benchmark PostgreSQL"
+	as_pg_owner "$(pg_bin pg_ctl)" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null
+}
+
 redis_cli() {
 	"$(herald_redis_bin redis-cli)" -h "$HOST" -p "$REDIS_PORT" "$@"
 }
@@ -288,6 +356,7 @@ cmd_stop() {
 	lock
 	local rc=0
 	pg_stop || rc=1
+	(bench_pg_stop) || rc=1
 	redis_stop || rc=1
 	return "$rc"
 }
@@ -300,6 +369,13 @@ cmd_status() {
 		echo "postgresql: stopped"
 		rc=1
 	fi
+	# Informational only: the benchmark cluster is not part of the stack's status.
+	(
+		use_bench_cluster
+		if pg_running && pg_ready; then
+			echo "postgresql (benchmarks): running on $HOST:$(pg_running_port) (data ${PG_DATA#"$ROOT"/}, $(pg_durability))"
+		fi
+	) || true
 	if redis_pid >/dev/null && redis_ready; then
 		echo "redis: running on $HOST:$REDIS_PORT (pid $(redis_pid))"
 	else
@@ -319,8 +395,23 @@ export REDIS_PORT='$REDIS_PORT'
 EOF
 }
 
+cmd_bench_start() {
+	lock
+	bench_pg_start
+}
+
+# cmd_bench_env prints what cmd_env prints for the tests, with the benchmark cluster in place of
+# the test cluster: benchmarks find their server the way tests do (migrations/pgtest).
+cmd_bench_env() {
+	use_bench_cluster
+	cat <<EOF
+export HERALD_TEST_DATABASE_URL='postgres://$PG_SUPERUSER@$HOST:$PG_PORT/postgres?sslmode=disable'
+export HERALD_TEST_REDIS_ADDR='$HOST:$REDIS_PORT'
+EOF
+}
+
 usage() {
-	echo "usage: scripts/stack.sh start|stop|status|env" >&2
+	echo "usage: scripts/stack.sh start|stop|status|env|bench-start|bench-env" >&2
 	exit 2
 }
 
@@ -330,5 +421,7 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 env) cmd_env ;;
+bench-start) cmd_bench_start ;;
+bench-env) cmd_bench_env ;;
 *) usage ;;
 esac

@@ -64,6 +64,7 @@ var ingestEnv = map[string]string{
 // database of its own.
 type bench struct {
 	admin      *pgxpool.Pool // superuser, for the baselines and checks
+	durability string        // the server's durability settings, for the log
 	tenant     tenancy.Tenant
 	ingestAddr string
 	gatewayURL string
@@ -83,6 +84,7 @@ func setup(b *testing.B, withGateway bool) *bench {
 		}
 	}
 	bn := &bench{admin: pgtest.Open(b, dbURL)}
+	bn.durability = durability(b, bn.admin)
 
 	grpcPort, ingestAdmin := processtest.FreePort(b), processtest.FreePort(b)
 	env := common(ingestAdmin)
@@ -243,9 +245,34 @@ func (bn *bench) stored(b *testing.B) int {
 	return n
 }
 
+// durability returns the server's durability settings as SHOW prints them. They decide what a
+// commit costs, and so what the figures mean: events-ingest acknowledges a batch once its commit
+// returned, which is durable only with fsync and synchronous_commit on (production, and the
+// cluster `make bench` starts); with either off a commit does not wait for the disk, and the
+// one-INSERT-per-event baseline, which pays one commit per event, looks far faster than it is.
+func durability(b *testing.B, db *pgxpool.Pool) string {
+	b.Helper()
+	ctx := context.Background()
+	var fsync, syncCommit, fullPageWrites, version string
+	for _, s := range []struct {
+		name string
+		dst  *string
+	}{
+		{"fsync", &fsync}, {"synchronous_commit", &syncCommit}, {"full_page_writes", &fullPageWrites},
+		{"server_version", &version},
+	} {
+		require.NoError(b, db.QueryRow(ctx, "SHOW "+s.name).Scan(s.dst), "SHOW %s", s.name)
+	}
+	out := fmt.Sprintf("PostgreSQL %s, fsync=%s synchronous_commit=%s full_page_writes=%s", version, fsync, syncCommit, fullPageWrites)
+	if fsync != "on" || syncCommit != "on" {
+		out += " (commits do not wait for the disk; in production they do)"
+	}
+	return out
+}
+
 // report computes and reports the metrics of a run that ingested events in elapsed with the
 // acknowledgement latencies lat.
-func report(b *testing.B, events int, elapsed time.Duration, lat []time.Duration, copyRate, insertRate float64) {
+func (bn *bench) report(b *testing.B, events int, elapsed time.Duration, lat []time.Duration, copyRate, insertRate float64) {
 	b.Helper()
 	rate := float64(events) / elapsed.Seconds()
 	slices.Sort(lat)
@@ -256,8 +283,8 @@ func report(b *testing.B, events int, elapsed time.Duration, lat []time.Duration
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ack-ms")
 	b.ReportMetric(copyRate, "copy-events/s")
 	b.ReportMetric(insertRate, "insert-events/s")
-	b.Logf("ingested %d events in %s: %.0f events/s; raw CopyFrom %.0f events/s, one INSERT per event %.0f events/s; p99 ack %s",
-		events, elapsed, rate, copyRate, insertRate, p99)
+	b.Logf("%s: ingested %d events in %s: %.0f events/s; raw CopyFrom %.0f events/s, one INSERT per event %.0f events/s; p99 ack %s",
+		bn.durability, events, elapsed, rate, copyRate, insertRate, p99)
 }
 
 // protoChunks is one iteration's workload as stream chunks.
@@ -329,7 +356,7 @@ func BenchmarkIngestStream(b *testing.B) {
 		total += perIteration
 	}
 	require.Equal(b, total+base.copied+base.inserted, bn.stored(b)-before, "every acknowledged event is stored")
-	report(b, total, elapsed, lat, base.copyRate(), base.insertRate())
+	bn.report(b, total, elapsed, lat, base.copyRate(), base.insertRate())
 }
 
 // streamOnce sends chunks on one stream and returns the acknowledgement latency of each.
@@ -466,7 +493,7 @@ func BenchmarkIngestREST(b *testing.B) {
 		total += perIteration
 	}
 	require.Equal(b, total+base.copied+base.inserted, bn.stored(b)-before, "every acknowledged event is stored")
-	report(b, total, elapsed, lat, base.copyRate(), base.insertRate())
+	bn.report(b, total, elapsed, lat, base.copyRate(), base.insertRate())
 }
 
 func post(client *http.Client, url, token string, body []byte) error {
