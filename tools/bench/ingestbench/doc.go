@@ -11,7 +11,11 @@
 // what a commit costs decides what the figures mean; on the fast test cluster a commit does not
 // wait for the disk. By hand: `scripts/stack.sh bench-start`, then
 // `eval "$(scripts/stack.sh bench-env)"` and `go test -run '^$' -bench Ingest ./bench/ingestbench`
-// in tools. Every benchmark reports events/s, ratio-vs-copy, ratio-vs-insert and p99-ack-ms
+// in tools. Each ingestion benchmark reports events/s, ratio-vs-copy, ratio-vs-insert and p99-ack-ms
 // (the time from sending a chunk or request to its acknowledgement), plus copy-events/s and
 // insert-events/s, and logs the server's durability settings with its figures.
+//
+// BenchmarkCampaignStats (`make bench BENCH=CampaignStats`) measures the read side: the
+// statistics of a campaign of 10 million events (GetCampaignStats through REST and gRPC)
+// against the naive query over its events; see docs/events.md.
 package ingestbench

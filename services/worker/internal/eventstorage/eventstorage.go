@@ -40,6 +40,14 @@ const (
 	// RollupDays is how many days before today the rollup recounts: events arriving up to that
 	// late are counted.
 	RollupDays = 3
+	// RollupTimeout bounds one run of the rollup (its River job timeout and, a little less, its
+	// statements): a window of tens of millions of events takes minutes on a small server,
+	// past the worker's default statement timeout and River's default job timeout.
+	RollupTimeout = 30 * time.Minute
+	// rollupWorkMem is the memory each sort and hash of the rollup's statements may use before
+	// spilling to disk (the server's default is 4MB): the first opens and clicks of a window
+	// of millions of recipients are grouped in memory.
+	rollupWorkMem = "256MB"
 )
 
 // Schedules of the periodic jobs.
@@ -292,6 +300,12 @@ func (j *Jobs) Rollup(ctx context.Context) (RollupResult, error) {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended('events.email_events_daily rollup', 0))"); err != nil {
 			return err
 		}
+		// The statements of a big window outlast the pool's statement timeout; the job's own
+		// timeout still bounds the run (the statements end a little before it).
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d; SET LOCAL work_mem = '%s'",
+			(RollupTimeout - time.Minute).Milliseconds(), rollupWorkMem)); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, rollupDeleteSQL, from, to); err != nil {
 			return fmt.Errorf("delete the window's days: %w", err)
 		}
@@ -338,6 +352,11 @@ func (w *partitionsWorker) Work(ctx context.Context, _ *river.Job[jobs.EventPart
 type rollupWorker struct {
 	river.WorkerDefaults[jobs.EventRollupArgs]
 	jobs *Jobs
+}
+
+// Timeout is RollupTimeout: a big window takes longer than River's default minute.
+func (w *rollupWorker) Timeout(*river.Job[jobs.EventRollupArgs]) time.Duration {
+	return RollupTimeout
 }
 
 // Work recounts the recent days.
