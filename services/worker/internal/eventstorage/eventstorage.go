@@ -303,7 +303,7 @@ func (j *Jobs) Rollup(ctx context.Context) (RollupResult, error) {
 		// The statements of a big window outlast the pool's statement timeout; the job's own
 		// timeout still bounds the run (the statements end a little before it).
 		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d; SET LOCAL work_mem = '%s'",
-			(RollupTimeout - time.Minute).Milliseconds(), rollupWorkMem)); err != nil {
+			(RollupTimeout-time.Minute).Milliseconds(), rollupWorkMem)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, rollupDeleteSQL, from, to); err != nil {
