@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -82,6 +83,14 @@ func setupWith(t *testing.T, o opts) (eventsv1.EventsIngestServiceClient, bundle
 	grpcapi.Register(srv, grpcapi.New(svc, log))
 	hs.SetServing(grpcapi.ServiceName)
 
+	cc := serve(t, srv, func() { require.NoError(t, batcher.Close(context.Background())) })
+	return eventsv1.NewEventsIngestServiceClient(cc), bundle{admin: admin, signer: tenancy.NewSigner(secret), reg: reg}
+}
+
+// serve serves srv on a free port until the test ends, then stops it and runs after, and
+// returns a client connection to it.
+func serve(t *testing.T, srv *grpc.Server, after func()) *grpc.ClientConn {
+	t.Helper()
 	var lc net.ListenConfig
 	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -90,13 +99,14 @@ func setupWith(t *testing.T, o opts) (eventsv1.EventsIngestServiceClient, bundle
 	t.Cleanup(func() {
 		srv.Stop()
 		require.NoError(t, <-served)
-		require.NoError(t, batcher.Close(context.Background()))
+		if after != nil {
+			after()
+		}
 	})
-
 	cc, err := rpc.Dial(ln.Addr().String())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cc.Close() })
-	return eventsv1.NewEventsIngestServiceClient(cc), bundle{admin: admin, signer: tenancy.NewSigner(secret), reg: reg}
+	return cc
 }
 
 // as returns a context whose calls carry a user token of company.

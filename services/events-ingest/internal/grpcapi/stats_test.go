@@ -3,7 +3,6 @@ package grpcapi_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -64,18 +63,7 @@ func setupStats(t *testing.T, dir *fakeDirectory, now time.Time) (eventsv1.Event
 	srv, hs := rpc.NewServer(rpc.ServerOptions{Log: log, Registry: metrics.NewRegistry(), Verifier: tenancy.NewVerifier(secret)})
 	grpcapi.RegisterStats(srv, grpcapi.NewStats(stats.New(pool, nil), dir, func() time.Time { return now }, log))
 	hs.SetServing(grpcapi.StatsServiceName)
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Stop()
-		require.NoError(t, <-served)
-	})
-	cc, err := rpc.Dial(ln.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := serve(t, srv, nil)
 	return eventsv1.NewEventStatsServiceClient(cc), bundle{admin: pgtest.Open(t, dbURL), signer: tenancy.NewSigner(secret)}
 }
 
