@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/migrations"
+	"github.com/heraldmail/herald/tools/internal/workspace"
 )
 
 // serviceNames lists the five processes.
@@ -42,7 +42,7 @@ func grpcServiceNames() map[string]string {
 
 // buildServices compiles every service into dir with one go build in the workspace.
 func buildServices(ctx context.Context, dir string) error {
-	root, err := repoRoot()
+	root, err := workspace.Root()
 	if err != nil {
 		return err
 	}
@@ -57,24 +57,6 @@ func buildServices(ctx context.Context, dir string) error {
 		return fmt.Errorf("go build: %w\n%s", err, out)
 	}
 	return nil
-}
-
-// repoRoot finds the directory holding go.work above the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // freePorts returns n distinct TCP ports that were free a moment ago.

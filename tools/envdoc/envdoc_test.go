@@ -1,7 +1,6 @@
 package envdoc_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/heraldmail/herald/tools/envdoc"
+	"github.com/heraldmail/herald/tools/internal/workspace"
 )
 
 // TestEnvExampleMatchesCode is the configuration-honesty check: every environment variable the
@@ -102,21 +102,12 @@ func TestParseExampleSkipsFreeText(t *testing.T) {
 	}, entries)
 }
 
-// repoRoot finds the directory holding go.work above the working directory.
+// repoRoot is the directory holding go.work (workspace.Root), or the test fails.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := workspace.Root()
 	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		} else if !errors.Is(err, os.ErrNotExist) {
-			require.NoError(t, err)
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "go.work not found above the working directory")
-		dir = parent
-	}
+	return root
 }
 
 func containsPrefix(list []string, prefix string) bool {

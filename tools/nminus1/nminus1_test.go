@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/heraldmail/herald/tools/internal/workspace"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -20,19 +21,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// repoRoot finds the directory holding go.work above the working directory.
+// repoRoot is the directory holding go.work (workspace.Root), or the test fails.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := workspace.Root()
 	require.NoError(t, err)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		require.NotEqual(t, dir, parent, "go.work not found above the working directory")
-		dir = parent
-	}
+	return root
 }
 
 // TestRenameFailsTheCheck injects a migration that renames a column the previous release

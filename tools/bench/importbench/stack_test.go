@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/heraldmail/herald/libs/process/processtest"
 	"github.com/heraldmail/herald/migrations/pgtest"
+	"github.com/heraldmail/herald/tools/internal/workspace"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -48,7 +48,7 @@ func binaries(tb testing.TB) string {
 		if build.err != nil {
 			return
 		}
-		root, err := repoRoot()
+		root, err := workspace.Root()
 		if err != nil {
 			build.err = err
 			return
@@ -69,23 +69,6 @@ func binaries(tb testing.TB) string {
 		tb.Fatalf("build services: %v", build.err)
 	}
 	return build.dir
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func randomHex(n int) string {

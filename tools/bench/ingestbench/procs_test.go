@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldmail/herald/tools/internal/workspace"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 func binaries(b *testing.B) string {
 	b.Helper()
 	bins.once.Do(func() {
-		root, err := repoRoot()
+		root, err := workspace.Root()
 		if err != nil {
 			bins.err = err
 			return
@@ -68,23 +68,6 @@ func binaries(b *testing.B) string {
 	})
 	require.NoError(b, bins.err)
 	return bins.dir
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 func randomSecret() string {

@@ -31,6 +31,7 @@ import (
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
+	"github.com/heraldmail/herald/tools/internal/workspace"
 )
 
 // Shape of the campaign of BenchmarkCampaignStats: statsRecipients recipients, each sent one
@@ -81,7 +82,7 @@ func statsBinaries(b *testing.B) string {
 	b.Helper()
 	dir := binaries(b)
 	statsBins.once.Do(func() {
-		root, err := repoRoot()
+		root, err := workspace.Root()
 		if err != nil {
 			statsBins.err = err
 			return
