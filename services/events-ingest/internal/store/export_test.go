@@ -2,6 +2,9 @@ package store
 
 import "time"
 
+// StagingTable is the temporary table a batch is copied into.
+const StagingTable = stagingTable
+
 // HistorySQL is the look-up of a batch's history and HistorySettingsSQL the settings it
 // runs under, for EXPLAIN.
 const (

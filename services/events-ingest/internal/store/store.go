@@ -1,7 +1,12 @@
-// Package store writes engagement events with pgx: a batch is copied into a transaction-local
-// staging table, inserted from there skipping known events, and the recipient status jobs of
-// the new rows are enqueued in the same transaction, so a job exists if and only if its event
-// row does.
+// Package store writes engagement events with pgx: a batch is copied into a staging table,
+// inserted from there skipping known events, and the recipient status jobs of the new rows are
+// enqueued in the same transaction, so a job exists if and only if its event row does.
+//
+// The insert from the staging table is optimistic: almost every batch is new events, so it
+// first runs as a plain INSERT, in a savepoint; only when that meets an event already stored
+// (a retried batch) does it roll back to the savepoint and insert again with ON CONFLICT DO
+// NOTHING RETURNING, which names the rows it stored. The plain insert costs about three
+// quarters of the other (no speculative insertion, no rows sent back).
 //
 // Where the rows go is decided per batch by the flag events_partitioned_storage: on, the
 // time-partitioned events.engagement_events, whose key is (id, created_at) with created_at the
@@ -31,18 +36,21 @@ import (
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/riverqueue/river"
 )
 
-// stagingTable lives for one transaction only (ON COMMIT DROP), so concurrent batches on
-// other connections never see each other's rows.
+// stagingTable is a temporary table: each connection has its own, so concurrent batches
+// never see each other's rows. It is made once per connection and emptied at every commit
+// (ON COMMIT DELETE ROWS; a rollback discards its rows as any other): made and dropped in
+// every transaction, it cost catalog writes and a new plan of the insert per batch.
 const stagingTable = "email_events_staging"
 
 var stagingColumns = []string{
 	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class", "is_machine",
 }
 
-const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
+const createStaging = `CREATE TEMP TABLE IF NOT EXISTS ` + stagingTable + ` (
 	id           uuid        NOT NULL,
 	type         text        NOT NULL,
 	campaign_id  uuid,
@@ -53,28 +61,49 @@ const createStaging = `CREATE TEMP TABLE ` + stagingTable + ` (
 	url          text        NOT NULL,
 	bounce_class text        NOT NULL,
 	is_machine   boolean     NOT NULL
-) ON COMMIT DROP`
+) ON COMMIT DELETE ROWS`
+
+// insertSQL is the insert of a storage: all the staged rows (plain), or those not stored yet,
+// named (dedup).
+type insertSQL struct{ plain, dedup string }
 
 // The tenant ids come from the verified request, never from the events themselves. The
 // legacy table has no is_machine column.
-const insertLegacy = `INSERT INTO events.email_events
+const insertLegacyPlain = `INSERT INTO events.email_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class)
 SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class
-FROM ` + stagingTable + `
-ON CONFLICT (id) DO NOTHING
-RETURNING id, type, recipient_id, bounce_class`
+FROM ` + stagingTable
 
-// insertPartitioned writes the event's time as created_at, the partition key.
-const insertPartitioned = `INSERT INTO events.engagement_events
+var insertLegacy = insertSQL{
+	plain: insertLegacyPlain,
+	dedup: insertLegacyPlain + `
+ON CONFLICT (id) DO NOTHING
+RETURNING id, type, recipient_id, bounce_class`,
+}
+
+// The partitioned storage takes the event's time as created_at, the partition key.
+const insertPartitionedPlain = `INSERT INTO events.engagement_events
 	(id, company_id, workspace_id, domain_id, type, campaign_id, recipient_id, created_at,
 	 user_agent, ip, url, bounce_class, is_machine)
 SELECT id, $1, $2, $3, type, campaign_id, recipient_id, occurred_at,
 	 user_agent, ip, url, bounce_class, is_machine
-FROM ` + stagingTable + `
+FROM ` + stagingTable
+
+var insertPartitioned = insertSQL{
+	plain: insertPartitionedPlain,
+	dedup: insertPartitionedPlain + `
 ON CONFLICT (id, created_at) DO NOTHING
-RETURNING id, type, recipient_id, bounce_class`
+RETURNING id, type, recipient_id, bounce_class`,
+}
+
+// The savepoint of the optimistic insert.
+const (
+	insertBeginSQL    = `SAVEPOINT insert_plain`
+	insertRollbackSQL = `ROLLBACK TO SAVEPOINT insert_plain`
+	insertReleaseSQL  = `RELEASE SAVEPOINT insert_plain`
+)
 
 // historySQL reads what the timing rules of libs/machine need about the pairs of a batch
 // (events.Lookups): the delivered, sent and click events of their recipients ($2) in the
@@ -190,11 +219,11 @@ func (s *Store) InsertIDs(ctx context.Context, t tenancy.Tenant, evs []events.Ev
 }
 
 // insert writes evs in one transaction, to the partitioned table, after classifying them,
-// or to the legacy one.
+// or to the legacy one, and returns the ids of those it stored.
 func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event, partitioned bool) ([]uuid.UUID, error) {
-	insertSQL := insertLegacy
+	sql := insertLegacy
 	if partitioned {
-		insertSQL = insertPartitioned
+		sql = insertPartitioned
 	}
 	var inserted []uuid.UUID
 	err := tenancy.InTx(ctx, s.db, t, func(tx pgx.Tx) error {
@@ -210,43 +239,20 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stagingTable}, stagingColumns, pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
 			e := evs[i]
-			return []any{e.ID, string(e.Type), e.CampaignID, e.RecipientID, e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass, e.IsMachine}, nil
+			return []any{
+				pgUUID(e.ID, true), string(e.Type), pgUUID(e.CampaignID.UUID, e.CampaignID.Valid),
+				pgUUID(e.RecipientID.UUID, e.RecipientID.Valid), e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass, e.IsMachine,
+			}, nil
 		})); err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
-		rows, err := tx.Query(ctx, insertSQL, t.CompanyID, t.WorkspaceID, t.DomainID)
+		var (
+			params []river.InsertManyParams
+			err    error
+		)
+		inserted, params, err = s.insertStaged(ctx, tx, t, sql, evs)
 		if err != nil {
-			return fmt.Errorf("insert events: %w", err)
-		}
-		var params []river.InsertManyParams
-		for rows.Next() {
-			var (
-				id          uuid.UUID
-				typ         string
-				recipient   uuid.NullUUID
-				bounceClass string
-			)
-			if err := rows.Scan(&id, &typ, &recipient, &bounceClass); err != nil {
-				rows.Close()
-				return fmt.Errorf("scan inserted event: %w", err)
-			}
-			inserted = append(inserted, id)
-			status, reason, ok := events.StatusChange(events.Type(typ), bounceClass)
-			if !ok || !recipient.Valid {
-				continue
-			}
-			params = append(params, river.InsertManyParams{Args: jobs.RecipientStatusArgs{
-				CompanyID:   t.CompanyID,
-				WorkspaceID: t.WorkspaceID,
-				DomainID:    t.DomainID,
-				RecipientID: recipient.UUID,
-				EventID:     id,
-				Status:      status,
-				Reason:      reason,
-			}})
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("insert events: %w", err)
+			return err
 		}
 		if len(params) > 0 {
 			if _, err := s.inserter.InsertManyTx(ctx, tx, params); err != nil {
@@ -261,6 +267,77 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 	return inserted, nil
 }
 
+// insertStaged inserts the staged rows of evs with sql, and returns the ids stored and the
+// status jobs of those: all of evs if none was stored before, else those the insert with ON
+// CONFLICT names.
+func (s *Store) insertStaged(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, sql insertSQL, evs []events.Event) ([]uuid.UUID, []river.InsertManyParams, error) {
+	if _, err := tx.Exec(ctx, insertBeginSQL); err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	_, err := tx.Exec(ctx, sql.plain, t.CompanyID, t.WorkspaceID, t.DomainID)
+	if err == nil {
+		if _, err := tx.Exec(ctx, insertReleaseSQL); err != nil {
+			return nil, nil, fmt.Errorf("insert events: %w", err)
+		}
+		ids := make([]uuid.UUID, len(evs))
+		var params []river.InsertManyParams
+		for i, e := range evs {
+			ids[i] = e.ID
+			if p, ok := statusJob(t, e.ID, e.Type, e.RecipientID, e.BounceClass); ok {
+				params = append(params, p)
+			}
+		}
+		return ids, params, nil
+	}
+	if !duplicate(err) {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	// Some were stored before: insert the others.
+	if _, err := tx.Exec(ctx, insertRollbackSQL); err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	rows, err := tx.Query(ctx, sql.dedup, t.CompanyID, t.WorkspaceID, t.DomainID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	var (
+		ids           []uuid.UUID
+		params        []river.InsertManyParams
+		id, recipient pgtype.UUID
+		typ           string
+		bounceClass   string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &recipient, &bounceClass}, func() error {
+		ids = append(ids, id.Bytes)
+		if p, ok := statusJob(t, id.Bytes, events.Type(typ), uuid.NullUUID{UUID: recipient.Bytes, Valid: recipient.Valid}, bounceClass); ok {
+			params = append(params, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("insert events: %w", err)
+	}
+	return ids, params, nil
+}
+
+// statusJob is the recipient status job of a stored event, if its type changes the status of
+// its recipient.
+func statusJob(t tenancy.Tenant, id uuid.UUID, typ events.Type, recipient uuid.NullUUID, bounceClass string) (river.InsertManyParams, bool) {
+	status, reason, ok := events.StatusChange(typ, bounceClass)
+	if !ok || !recipient.Valid {
+		return river.InsertManyParams{}, false
+	}
+	return river.InsertManyParams{Args: jobs.RecipientStatusArgs{
+		CompanyID:   t.CompanyID,
+		WorkspaceID: t.WorkspaceID,
+		DomainID:    t.DomainID,
+		RecipientID: recipient.UUID,
+		EventID:     id,
+		Status:      status,
+		Reason:      reason,
+	}}, true
+}
+
 // history looks up, in tx, what the timing rules need about the pairs ls of a batch, in one
 // query bounded by historyTimeout, inside a savepoint. A failed or timed-out look-up is a nil
 // history (classify by user agent only), not an error: an error means tx itself is unusable
@@ -268,16 +345,16 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 // would.
 func (s *Store) history(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, ls []events.Lookup) (*events.History, error) {
 	byPair := make(map[events.Pair]events.Lookup, len(ls))
-	recipients := make([]uuid.UUID, 0, len(ls))
-	var campaigns []uuid.UUID
+	recipients := make([]pgtype.UUID, 0, len(ls))
+	var campaigns []pgtype.UUID
 	seen := map[uuid.UUID]bool{}
 	from := ls[0].From
 	for _, l := range ls {
 		byPair[l.Pair] = l
-		recipients = append(recipients, l.RecipientID)
+		recipients = append(recipients, pgUUID(l.RecipientID, true))
 		if !seen[l.CampaignID] {
 			seen[l.CampaignID] = true
-			campaigns = append(campaigns, l.CampaignID)
+			campaigns = append(campaigns, pgUUID(l.CampaignID, true))
 		}
 		if l.From.Before(from) {
 			from = l.From
@@ -340,11 +417,25 @@ func (s *Store) createPartitions(ctx context.Context, evs []events.Event) error 
 	return nil
 }
 
+// duplicate reports whether err is PostgreSQL's refusal of a row whose key is stored.
+func duplicate(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
 // noPartition reports whether err is PostgreSQL's refusal of a row for which the
 // partitioned table has no partition.
 func noPartition(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
+}
+
+// pgUUID is a uuid as pgx encodes and decodes it in binary directly. uuid.UUID and
+// uuid.NullUUID go through their driver.Valuer (a string to parse back) after pgx has tried
+// and given up on other plans, building an error each time: at a batch of thousands of rows
+// that was more than half of the service's CPU time.
+func pgUUID(id uuid.UUID, valid bool) pgtype.UUID {
+	return pgtype.UUID{Bytes: id, Valid: valid}
 }
 
 // beginner adapts a tenancy.Beginner to pgx.BeginFunc.

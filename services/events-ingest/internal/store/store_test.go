@@ -207,6 +207,67 @@ func TestInsert_retryCountsOnce(t *testing.T) {
 	})
 }
 
+// The same event twice in one batch (a client that sent it twice before either was
+// acknowledged) is stored once, named once, and enqueues one job.
+func TestInsert_duplicateWithinBatch(t *testing.T) {
+	t.Parallel()
+	eachStorage(t, func(t *testing.T, s *store.Store, b bundle) {
+		bounce := newEvent(eventOpts{Type: events.TypeBounce, BounceClass: "hard"})
+		open := newEvent(eventOpts{})
+		ids, err := s.InsertIDs(context.Background(), b.tenant, []events.Event{bounce, open, bounce})
+		require.NoError(t, err)
+		require.ElementsMatch(t, []uuid.UUID{bounce.ID, open.ID}, ids)
+		require.Equal(t, 2, countEvents(t, b))
+		require.Len(t, loadJobs(t, b.pool), 1)
+	})
+}
+
+// The staging table outlives a transaction on its connection, never its rows: after a
+// committed batch and after a failed one, the table is empty, and the next batch on the same
+// connection stores and names its own events only.
+func TestInsert_stagingEmptyBetweenBatches(t *testing.T) {
+	t.Parallel()
+	eachStorage(t, func(t *testing.T, _ *store.Store, b bundle) {
+		ctx := context.Background()
+		// One connection: every batch and every check below share it.
+		cfg := b.events.Config()
+		one, err := pgxpool.NewWithConfig(ctx, func() *pgxpool.Config { c := cfg.Copy(); c.MaxConns = 1; return c }())
+		require.NoError(t, err)
+		t.Cleanup(one.Close)
+		ins, err := jobs.NewInserter(one)
+		require.NoError(t, err)
+		p := flagstest.New(t)
+		flagstest.With(t, p, flags.EventsPartitionedStorage, b.table == "events.engagement_events")
+		s := store.New(one, ins, store.WithFlags(p))
+		staged := func() int {
+			var n int
+			require.NoError(t, one.QueryRow(ctx, `SELECT count(*) FROM pg_temp.`+store.StagingTable).Scan(&n))
+			return n
+		}
+
+		first := []events.Event{newEvent(eventOpts{}), newEvent(eventOpts{Type: events.TypeUnsubscribe})}
+		ids, err := s.InsertIDs(ctx, b.tenant, first)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{first[0].ID, first[1].ID}, ids)
+		require.Zero(t, staged())
+
+		// A batch the table refuses (an unknown type fails its check) leaves nothing behind.
+		bad := newEvent(eventOpts{})
+		bad.Type = "bogus"
+		_, err = s.InsertIDs(ctx, b.tenant, []events.Event{newEvent(eventOpts{}), bad})
+		require.Error(t, err)
+		require.Zero(t, staged())
+
+		second := []events.Event{newEvent(eventOpts{Type: events.TypeComplaint})}
+		ids, err = s.InsertIDs(ctx, b.tenant, second)
+		require.NoError(t, err)
+		require.Equal(t, []uuid.UUID{second[0].ID}, ids)
+		require.Zero(t, staged())
+		require.Equal(t, 3, countEvents(t, b))
+		require.Len(t, loadJobs(t, b.pool), 2)
+	})
+}
+
 // TestInsertIDs: the store names the events a write stored, so that the batcher can tell each
 // caller of a shared batch which of its own events were duplicates.
 func TestInsertIDs(t *testing.T) {
