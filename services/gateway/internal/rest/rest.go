@@ -7,7 +7,9 @@
 package rest
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // Time limits of the public server. RequestTimeout bounds the calls to the services;
@@ -38,10 +41,10 @@ const (
 // services' handlers on it, then pass it to NewHandler.
 func NewAPIMux(log *zap.Logger, bodyLimit int64, mws ...runtime.Middleware) *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonPb{&runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: false},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}),
+		}}),
 		runtime.WithErrorHandler(errorHandler(log, bodyLimit)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler()),
 		runtime.WithMiddlewares(append([]runtime.Middleware{recordRoute}, mws...)...),
@@ -49,6 +52,33 @@ func NewAPIMux(log *zap.Logger, bodyLimit int64, mws ...runtime.Middleware) *run
 		// Clients choose the method; a header must not change it behind the route table.
 		runtime.WithDisableHTTPMethodOverride(),
 	)
+}
+
+// jsonPb is runtime.JSONPb with a decoder that parses a request body into a message once.
+// JSONPb's own decoder first reads the body's JSON value with encoding/json into a
+// json.RawMessage and then has protojson parse that again: on batches of events that first
+// pass was a third of the gateway's CPU time. The body is read whole either way (bounded by
+// the route's body limit). Unlike JSONPb's, this decoder refuses anything after the message
+// (JSONPb ignored it); an empty body is io.EOF, as JSONPb's, which the handlers read as an
+// empty message. Targets that are not messages (a field of a message) go to JSONPb's decoder.
+type jsonPb struct{ *runtime.JSONPb }
+
+// NewDecoder implements runtime.Marshaler.
+func (m jsonPb) NewDecoder(r io.Reader) runtime.Decoder {
+	return runtime.DecoderFunc(func(v any) error {
+		msg, ok := v.(proto.Message)
+		if !ok {
+			return m.JSONPb.NewDecoder(r).Decode(v)
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return err
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return io.EOF
+		}
+		return m.UnmarshalOptions.Unmarshal(data, msg)
+	})
 }
 
 // Authenticator checks the credentials of /v1 requests.
