@@ -1,9 +1,9 @@
 // Package ingestbench measures event ingestion end to end against real processes and a real
 // PostgreSQL: BenchmarkIngestStream (the acknowledged gRPC stream of events-ingest) and
 // BenchmarkIngestREST (the gateway's events:batch endpoint), each beside two baselines measured
-// in every iteration, right before the ingestion, on the same table: one pgx CopyFrom of as
-// many rows of the same shape straight into PostgreSQL (the raw limit) and one INSERT per event
-// (the naive design).
+// in every round of 100,000 events, on the same table, right before the ingestion in one round
+// and right after it in the next: one pgx CopyFrom of as many rows of the same shape straight
+// into PostgreSQL (the raw limit) and one INSERT per event (the naive design).
 //
 // Run with `make bench BENCH=Ingest`, which uses the benchmark cluster of scripts/stack.sh:
 // durable as in production (fsync, synchronous_commit and full_page_writes on). Events are
