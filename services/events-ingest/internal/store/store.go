@@ -22,6 +22,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -237,19 +238,16 @@ func (s *Store) insert(ctx context.Context, t tenancy.Tenant, evs []events.Event
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stagingTable}, stagingColumns, pgx.CopyFromSlice(len(evs), func(i int) ([]any, error) {
-			e := evs[i]
-			return []any{
-				pgUUID(e.ID, true), string(e.Type), pgUUID(e.CampaignID.UUID, e.CampaignID.Valid),
-				pgUUID(e.RecipientID.UUID, e.RecipientID.Valid), e.OccurredAt, e.UserAgent, e.IP, e.URL, e.BounceClass, e.IsMachine,
-			}, nil
-		})); err != nil {
+		buf := copyBuffers.Get().(*[]byte)
+		*buf = encodeStaging((*buf)[:0], evs)
+		_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(*buf), copyStagingSQL)
+		if err != nil {
+			// Not back to the pool: on a broken connection pgconn may return before its
+			// sending goroutine stopped reading the buffer.
 			return fmt.Errorf("copy events: %w", err)
 		}
-		var (
-			params []river.InsertManyParams
-			err    error
-		)
+		copyBuffers.Put(buf)
+		var params []river.InsertManyParams
 		inserted, params, err = s.insertStaged(ctx, tx, t, sql, evs)
 		if err != nil {
 			return err
@@ -432,8 +430,8 @@ func noPartition(err error) bool {
 
 // pgUUID is a uuid as pgx encodes and decodes it in binary directly. uuid.UUID and
 // uuid.NullUUID go through their driver.Valuer (a string to parse back) after pgx has tried
-// and given up on other plans, building an error each time: at a batch of thousands of rows
-// that was more than half of the service's CPU time.
+// and given up on other plans, building an error each time: for arrays of thousands of ids
+// that adds up.
 func pgUUID(id uuid.UUID, valid bool) pgtype.UUID {
 	return pgtype.UUID{Bytes: id, Valid: valid}
 }
