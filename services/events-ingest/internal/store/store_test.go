@@ -230,8 +230,9 @@ func TestInsert_stagingEmptyBetweenBatches(t *testing.T) {
 	eachStorage(t, func(t *testing.T, _ *store.Store, b bundle) {
 		ctx := context.Background()
 		// One connection: every batch and every check below share it.
-		cfg := b.events.Config()
-		one, err := pgxpool.NewWithConfig(ctx, func() *pgxpool.Config { c := cfg.Copy(); c.MaxConns = 1; return c }())
+		cfg := b.events.Config() // a copy
+		cfg.MaxConns = 1
+		one, err := pgxpool.NewWithConfig(ctx, cfg)
 		require.NoError(t, err)
 		t.Cleanup(one.Close)
 		ins, err := jobs.NewInserter(one)
