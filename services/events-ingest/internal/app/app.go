@@ -45,7 +45,12 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	batcher, err := events.NewBatcher(store.New(p.Pool, inserter, store.WithFlags(p.Flags)), cfg.Ingest.batcher(), p.Registry)
+	storeMetrics, err := store.NewMetrics(p.Registry)
+	if err != nil {
+		return err
+	}
+	batcher, err := events.NewBatcher(store.New(p.Pool, inserter, store.WithFlags(p.Flags), store.WithMetrics(storeMetrics)),
+		cfg.Ingest.batcher(), p.Registry)
 	if err != nil {
 		return err
 	}

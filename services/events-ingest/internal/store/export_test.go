@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
 
 // StagingTable is the temporary table a batch is copied into.
 const StagingTable = stagingTable
@@ -27,4 +31,9 @@ func WithHistoryTimeout(d time.Duration) Option {
 // human), as the storage was before machine marking, for benchmarks to compare with.
 func WithoutMachineMarking() Option {
 	return func(s *Store) { s.noMarking = true }
+}
+
+// LookupCount returns the look-ups m counted with result.
+func LookupCount(m *Metrics, result string) float64 {
+	return testutil.ToFloat64(m.lookups.WithLabelValues(result))
 }

@@ -146,9 +146,21 @@ func TestInsert_machineHistoryIsTheTenants(t *testing.T) {
 	})
 }
 
+// lookups returns the look-ups m counted, by result.
+func lookups(t *testing.T, m *store.Metrics) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, result := range []string{"ok", "timeout", "failed"} {
+		out[result] = store.LookupCount(m, result)
+	}
+	return out
+}
+
 func TestInsert_machineLookupFailureFallsBackToUserAgent(t *testing.T) {
 	t.Parallel()
-	opts := []store.Option{store.WithHistorySQL(`SELECT no_such_column FROM events.no_such_table`)}
+	m, err := store.NewMetrics(nil)
+	require.NoError(t, err)
+	opts := []store.Option{store.WithHistorySQL(`SELECT no_such_column FROM events.no_such_table`), store.WithMetrics(m)}
 	eachStorageWith(t, opts, func(t *testing.T, s *store.Store, b bundle) {
 		ctx := context.Background()
 		base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
@@ -166,6 +178,9 @@ func TestInsert_machineLookupFailureFallsBackToUserAgent(t *testing.T) {
 		requireMachine(t, b, evs[1], false, machine.ReasonNone)
 		requireMachine(t, b, evs[2], true, machine.ReasonPrivacyProxy)
 	})
+	// One look-up, on the partitioned storage (the legacy one classifies nothing), counted as
+	// failed.
+	require.Equal(t, map[string]float64{"ok": 0, "timeout": 0, "failed": 1}, lookups(t, m))
 }
 
 // checkStatementTimeout makes every insert into the partitioned table fail unless the
@@ -200,22 +215,29 @@ func TestInsert_machineLookupTimeout(t *testing.T) {
 		opts []store.Option
 		// click is the verdict on a human click a second after the delivery.
 		click machine.Reason
+		// counted is the result the look-up is counted under.
+		counted string
 	}{
-		{name: "in time", click: machine.ReasonTooSoon},
+		{name: "in time", click: machine.ReasonTooSoon, counted: "ok"},
 		{name: "stalled", opts: []store.Option{
-			store.WithHistorySQL(`SELECT NULL::uuid, NULL::uuid, NULL::text, NULL::timestamptz, NULL::text FROM pg_sleep(30)`),
+			// The look-up's five parameters, and a sleep far past its timeout.
+			store.WithHistorySQL(`SELECT NULL::uuid, NULL::uuid, NULL::text, NULL::timestamptz, NULL::text
+				FROM pg_sleep(30)
+				WHERE $1::uuid IS NOT NULL AND $2::uuid[] IS NOT NULL AND $3::timestamptz IS NOT NULL AND $4::uuid[] IS NOT NULL AND $5::int IS NOT NULL`),
 			store.WithHistoryTimeout(100 * time.Millisecond),
-		}, click: machine.ReasonNone},
+		}, click: machine.ReasonNone, counted: "timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s, b := setup(t, p, tc.opts...)
+			m, err := store.NewMetrics(nil)
+			require.NoError(t, err)
+			s, b := setup(t, p, append(tc.opts, store.WithMetrics(m))...)
 			b.table, b.timeColumn = "events.engagement_events", "created_at"
 			checkStatementTimeout(t, b)
 			ctx := context.Background()
 			base := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
 			c, r := uuid.New(), uuid.New()
-			_, err := s.Insert(ctx, b.tenant, []events.Event{pairEvent(events.TypeDelivered, c, r, base, "", "")})
+			_, err = s.Insert(ctx, b.tenant, []events.Event{pairEvent(events.TypeDelivered, c, r, base, "", "")})
 			require.NoError(t, err)
 
 			evs := []events.Event{
@@ -226,6 +248,9 @@ func TestInsert_machineLookupTimeout(t *testing.T) {
 			require.NoError(t, err, "the look-up's statement timeout does not outlive it")
 			requireMachine(t, b, evs[0], tc.click != machine.ReasonNone, tc.click)
 			requireMachine(t, b, evs[1], true, machine.ReasonPrivacyProxy)
+			want := map[string]float64{"ok": 0, "timeout": 0, "failed": 0}
+			want[tc.counted] = 1 // the batch of the delivery alone needed no look-up
+			require.Equal(t, want, lookups(t, m))
 		})
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 )
 
@@ -162,6 +163,56 @@ type Store struct {
 	historySQL string
 	// noMarking skips classification (benchmarks compare with it).
 	noMarking bool
+	metrics   *Metrics
+}
+
+// Look-up results, the values of the label result of herald_ingest_machine_lookups_total.
+const (
+	lookupOK      = "ok"
+	lookupTimeout = "timeout"
+	lookupFailed  = "failed"
+)
+
+// Metrics counts what the store does besides writing rows: the machine-traffic look-ups of
+// the batches it writes, by result. A look-up that times out or fails costs no event (the
+// batch is classified by its user agents alone), so only this counter tells that the timing
+// rules were skipped.
+type Metrics struct {
+	lookups *prometheus.CounterVec
+}
+
+// NewMetrics returns the store's metrics, registered with reg (when not nil).
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "herald_ingest_machine_lookups_total",
+		Help: "Machine-traffic look-ups of written batches, by result: ok, timeout (past its statement " +
+			"timeout) or failed; a batch whose look-up did not answer is classified by user agent only.",
+	}, []string{"result"})}
+	for _, r := range []string{lookupOK, lookupTimeout, lookupFailed} {
+		m.lookups.WithLabelValues(r)
+	}
+	if reg != nil {
+		if err := reg.Register(m.lookups); err != nil {
+			return nil, fmt.Errorf("register store metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// count counts a look-up that ended with err (nil: it answered) while ctx was the batch's.
+func (m *Metrics) count(ctx context.Context, err error) {
+	if m == nil {
+		return
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		m.lookups.WithLabelValues(lookupOK).Inc()
+	case ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014": // query_canceled
+		m.lookups.WithLabelValues(lookupTimeout).Inc()
+	default:
+		m.lookups.WithLabelValues(lookupFailed).Inc()
+	}
 }
 
 // Option configures a Store.
@@ -171,6 +222,11 @@ type Option func(*Store)
 // registry default: events go to the legacy table.
 func WithFlags(p flags.Provider) Option {
 	return func(s *Store) { s.flags = p }
+}
+
+// WithMetrics counts the look-ups with m.
+func WithMetrics(m *Metrics) Option {
+	return func(s *Store) { s.metrics = m }
 }
 
 // New returns a store on db (a pool) that enqueues jobs with inserter.
@@ -385,6 +441,7 @@ func (s *Store) history(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, ls []e
 	if _, err := tx.Exec(ctx, historyEndSQL); err != nil {
 		return nil, fmt.Errorf("look up the history of the batch: %w", err)
 	}
+	s.metrics.count(ctx, lookupErr)
 	if lookupErr != nil {
 		return nil, nil
 	}
