@@ -103,6 +103,12 @@ func (r Rules) Classify(e Event, c Context) Verdict {
 	if v := ClassifyUserAgent(e.UserAgent); v.Machine {
 		return v
 	}
+	return r.ClassifyTiming(e, c)
+}
+
+// ClassifyTiming judges e with the timing rules of r and c alone, its user agent aside: for a
+// caller that has judged the user agent already (Classify is ClassifyUserAgent, then this).
+func (r Rules) ClassifyTiming(e Event, c Context) Verdict {
 	if !c.DeliveredAt.IsZero() && r.MinDelay > 0 && !e.At.IsZero() {
 		if d := e.At.Sub(c.DeliveredAt); d < r.MinDelay {
 			return Verdict{Machine: true, Reason: ReasonTooSoon, Detail: "after " + d.Round(time.Millisecond).String()}

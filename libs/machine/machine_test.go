@@ -129,6 +129,35 @@ func TestClassifyTiming(t *testing.T) {
 		require.Equal(t, tc.reason != machine.ReasonNone, v.Machine, tc.name)
 	}
 
+	// The timing rules alone ignore the user agent; Classify is the user agent rules, then
+	// them.
+	agents := []string{person, "", "GoogleImageProxy", "Mozilla/5.0"}
+	for _, tc := range []struct {
+		event machine.Event
+		ctx   machine.Context
+	}{
+		{machine.Event{Type: machine.TypeOpen, At: delivered.Add(time.Second)}, machine.Context{DeliveredAt: delivered}},
+		{machine.Event{Type: machine.TypeOpen, At: delivered.Add(time.Hour)}, machine.Context{DeliveredAt: delivered}},
+		{machine.Event{Type: machine.TypeClick, URL: "https://c", At: delivered.Add(time.Hour)}, machine.Context{RecentClicks: []machine.Click{
+			click("https://a", time.Hour-time.Second), click("https://b", time.Hour-2*time.Second),
+		}}},
+	} {
+		tc.event.UserAgent = person
+		timing := rules.ClassifyTiming(tc.event, tc.ctx)
+		for _, ua := range agents {
+			tc.event.UserAgent = ua
+			require.Equal(t, timing, rules.ClassifyTiming(tc.event, tc.ctx), "%q", ua)
+			want := machine.ClassifyUserAgent(ua)
+			if !want.Machine {
+				want = timing
+			}
+			require.Equal(t, want, rules.Classify(tc.event, tc.ctx), "%q", ua)
+		}
+	}
+	// Without a user agent, the timing rules still judge by timing only.
+	soon := rules.ClassifyTiming(machine.Event{Type: machine.TypeOpen, At: delivered.Add(time.Second)}, machine.Context{DeliveredAt: delivered})
+	require.Equal(t, machine.Verdict{Machine: true, Reason: machine.ReasonTooSoon, Detail: "after 1s"}, soon)
+
 	// Rules that are off classify nothing by timing.
 	off := machine.Rules{}
 	v := off.Classify(machine.Event{Type: machine.TypeClick, UserAgent: person, URL: "https://c", At: delivered},

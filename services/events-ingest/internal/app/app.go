@@ -49,8 +49,8 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 	if err != nil {
 		return err
 	}
-	batcher, err := events.NewBatcher(store.New(p.Pool, inserter, store.WithFlags(p.Flags), store.WithMetrics(storeMetrics)),
-		cfg.Ingest.batcher(), p.Registry)
+	st := store.New(p.Pool, inserter, store.WithFlags(p.Flags), store.WithMetrics(storeMetrics))
+	batcher, err := events.NewBatcher(st, cfg.Ingest.batcher(), p.Registry)
 	if err != nil {
 		return err
 	}
@@ -82,7 +82,8 @@ func Run(ctx context.Context, boot *zap.Logger, env config.Source) error {
 
 	srv, hs := p.GRPCServer()
 	grpcapi.Register(srv, grpcapi.New(svc, p.Log))
-	grpcapi.RegisterStats(srv, grpcapi.NewStats(stats.New(p.Pool, p.Flags), dir, time.Now, p.Log))
+	// A recipient's timeline is read from the table the store writes the tenant's events to.
+	grpcapi.RegisterStats(srv, grpcapi.NewStats(stats.New(p.Pool, st.Partitioned), dir, time.Now, p.Log))
 	hs.SetServing(grpcapi.ServiceName, grpcapi.StatsServiceName)
 	grpcComps, err := p.ServeGRPC(ctx, cfg.GRPCPort, srv, hs)
 	if err != nil {

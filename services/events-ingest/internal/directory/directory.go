@@ -40,7 +40,7 @@ func (d *Directory) Campaign(ctx context.Context, t tenancy.Tenant, id uuid.UUID
 	_, err := d.campaigns.GetCampaign(ctx, &campaignv1.GetCampaignRequest{
 		WorkspaceId: t.WorkspaceID.String(), DomainId: t.DomainID.String(), CampaignId: id.String(),
 	})
-	return answer("campaign", err)
+	return answer(ctx, "campaign", err)
 }
 
 // Recipient returns nil when the recipient exists in t's domain, ErrNotFound when it does not
@@ -49,19 +49,22 @@ func (d *Directory) Recipient(ctx context.Context, t tenancy.Tenant, id uuid.UUI
 	_, err := d.recipients.GetRecipient(ctx, &recipientv1.GetRecipientRequest{
 		WorkspaceId: t.WorkspaceID.String(), DomainId: t.DomainID.String(), RecipientId: id.String(),
 	})
-	return answer("recipient", err)
+	return answer(ctx, "recipient", err)
 }
 
-func answer(what string, err error) error {
+// answer turns the owner's answer err to a look-up made with ctx into the directory's. When
+// the caller gave up (ctx cancelled or past its deadline) the error wraps ctx's own: a gRPC
+// status does not wrap the context error it stands for, and the caller giving up is not the
+// owner's failure.
+func answer(ctx context.Context, what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	switch status.Code(err) {
-	case codes.NotFound:
-		return fmt.Errorf("%s %w", what, ErrNotFound)
-	case codes.Canceled, codes.DeadlineExceeded:
-		return fmt.Errorf("look up the %s: %w", what, err)
-	default:
-		return fmt.Errorf("look up the %s: %w: %w", what, ErrUnavailable, err)
+	if ctx.Err() != nil {
+		return fmt.Errorf("look up the %s: %w", what, ctx.Err())
 	}
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("%s %w", what, ErrNotFound)
+	}
+	return fmt.Errorf("look up the %s: %w: %w", what, ErrUnavailable, err)
 }

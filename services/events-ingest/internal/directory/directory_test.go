@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/heraldmail/herald/libs/tenancy"
@@ -69,9 +70,17 @@ func TestLookups(t *testing.T) {
 		require.ErrorIs(t, err, directory.ErrUnavailable, c.String())
 		require.False(t, errors.Is(err, directory.ErrNotFound))
 	}
-	// The caller giving up is not the owner's failure.
+	// The caller giving up is not the owner's failure: the error is the context's.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
 	o.err = status.Error(codes.Canceled, "context canceled")
-	err = d.Recipient(ctx, tn, id)
-	require.Error(t, err)
+	err = d.Recipient(cancelled, tn, id)
+	require.ErrorIs(t, err, context.Canceled)
+	require.False(t, errors.Is(err, directory.ErrUnavailable))
+	expired, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	o.err = status.Error(codes.DeadlineExceeded, "context deadline exceeded")
+	err = d.Campaign(expired, tn, id)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.False(t, errors.Is(err, directory.ErrUnavailable))
 }

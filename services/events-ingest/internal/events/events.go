@@ -106,7 +106,8 @@ type Event struct {
 	BounceClass string
 	// IsMachine marks an open or click made by a machine (a privacy proxy, a link scanner),
 	// set by ClassifyMachine before the event is written to the partitioned storage;
-	// MachineReason says why, for logs and metrics only (it is not stored).
+	// MachineReason says why, for the caller of ClassifyMachine (tests check it); it is not
+	// stored: the storage keeps only IsMachine.
 	IsMachine     bool
 	MachineReason machine.Reason
 }

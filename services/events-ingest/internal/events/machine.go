@@ -129,8 +129,9 @@ type HistoryFunc func(ls []Lookup) (*History, error)
 // Other events are left human. It returns lookup's error.
 //
 // It runs on every batch, so it spares work: a user agent is classified once per batch (the
-// same few come again and again), and the rules are run again only for an event with a
-// delivery or clicks to judge it by.
+// same few come again and again), and an event its user agent did not mark is judged by the
+// timing rules alone (machine.Rules.ClassifyTiming), and only when it has a delivery or
+// clicks to judge it by.
 func ClassifyMachine(r machine.Rules, evs []Event, lookup HistoryFunc) error {
 	agents := map[string]machine.Verdict{}
 	for i := range evs {
@@ -180,7 +181,8 @@ func ClassifyMachine(r machine.Rules, evs []Event, lookup HistoryFunc) error {
 			continue // nothing to judge the timing by: the user agent's verdict stands
 		}
 		me := machine.Event{Type: typ, UserAgent: e.UserAgent, IP: e.IP, URL: e.URL, At: e.OccurredAt}
-		v := r.Classify(me, c)
+		// Its user agent was judged human above: the timing rules alone remain.
+		v := r.ClassifyTiming(me, c)
 		e.IsMachine, e.MachineReason = v.Machine, v.Reason
 	}
 	return nil

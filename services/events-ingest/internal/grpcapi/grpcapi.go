@@ -1,6 +1,7 @@
 // Package grpcapi is the gRPC transport of events-ingest: it turns requests of
-// herald.events.v1.EventsIngestService into calls of the events service and its errors into
-// gRPC status codes, in one place.
+// herald.events.v1.EventsIngestService and EventStatsService into calls of the events service
+// and the statistics reader, and their errors into gRPC status codes, which no other package
+// of the service deals in.
 package grpcapi
 
 import (
@@ -164,7 +165,8 @@ func (s *Server) receive(ctx context.Context, chunks chan<- chunk, next func() (
 	}
 }
 
-// status is the one mapping from errors to gRPC codes.
+// status maps the errors of the ingest RPCs to gRPC codes (StatsServer.status those of the
+// statistics RPCs); what both meet is mapped once, by commonStatus.
 func (s *Server) status(ctx context.Context, err error) error {
 	var (
 		verr *events.ValidationError

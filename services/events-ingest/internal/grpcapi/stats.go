@@ -133,8 +133,9 @@ func (s *StatsServer) ListRecipientEvents(ctx context.Context, req *eventsv1.Lis
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "recipient_id: must be a UUID")
 	}
-	// The page size and token are checked before the recipient is looked up.
-	if n := req.GetPageSize(); n < 0 || n > stats.MaxPageSize {
+	// The page size is checked before the recipient is looked up; the page token, by the
+	// reader, after.
+	if !stats.ValidPageSize(int(req.GetPageSize())) {
 		return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("page_size: must be between 1 and %d (0 means %d)", stats.MaxPageSize, stats.DefaultPageSize))
 	}
 	if err := s.dir.Recipient(ctx, t, id); err != nil {

@@ -13,12 +13,14 @@ import (
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
+	campaignv1 "github.com/heraldmail/herald/proto/gen/go/herald/campaign/v1"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
 	"github.com/heraldmail/herald/services/events-ingest/internal/directory"
 	"github.com/heraldmail/herald/services/events-ingest/internal/grpcapi"
 	"github.com/heraldmail/herald/services/events-ingest/internal/stats"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -84,13 +86,15 @@ func TestGetCampaignStats(t *testing.T) {
 	dir := &fakeDirectory{known: map[uuid.UUID]uuid.UUID{campaign: tn.DomainID, elsewhere: uuid.New()}}
 	client, b := setupStats(t, dir, time.Now())
 	ctx := b.as(t, tn.CompanyID)
+	// The rollup last counted the campaign after its uniques: the refresh time is the rollup's.
+	refreshed := time.Date(2031, time.January, 14, 3, 15, 0, 0, time.UTC)
 	_, err := b.admin.Exec(ctx, `INSERT INTO events.email_events_daily
-		(company_id, workspace_id, domain_id, campaign_id, day, total, sent, delivered, opens, opens_machine, clicks, bounces)
-		VALUES ($1, $2, $3, $4, '2031-01-13', 225, 100, 90, 30, 10, 4, 1)`, tn.CompanyID, tn.WorkspaceID, tn.DomainID, campaign)
+		(company_id, workspace_id, domain_id, campaign_id, day, total, sent, delivered, opens, opens_machine, clicks, bounces, refreshed_at)
+		VALUES ($1, $2, $3, $4, '2031-01-13', 225, 100, 90, 30, 10, 4, 1, $5)`, tn.CompanyID, tn.WorkspaceID, tn.DomainID, campaign, refreshed)
 	require.NoError(t, err)
 	_, err = b.admin.Exec(ctx, `INSERT INTO events.campaign_engagement_uniques
-		(company_id, workspace_id, domain_id, campaign_id, unique_opens, unique_human_opens, unique_clicks, unique_human_clicks)
-		VALUES ($1, $2, $3, $4, 18, 9, 3, 3)`, tn.CompanyID, tn.WorkspaceID, tn.DomainID, campaign)
+		(company_id, workspace_id, domain_id, campaign_id, unique_opens, unique_human_opens, unique_clicks, unique_human_clicks, refreshed_at)
+		VALUES ($1, $2, $3, $4, 18, 9, 3, 3, $5)`, tn.CompanyID, tn.WorkspaceID, tn.DomainID, campaign, refreshed.Add(-15*time.Minute))
 	require.NoError(t, err)
 
 	req := &eventsv1.GetCampaignStatsRequest{WorkspaceId: tn.WorkspaceID.String(), DomainId: tn.DomainID.String(), CampaignId: campaign.String()}
@@ -106,6 +110,7 @@ func TestGetCampaignStats(t *testing.T) {
 	require.InDelta(t, 0.1, st.GetRates().GetHumanOpenRate(), 1e-9)
 	require.InDelta(t, 1.0/6, st.GetRates().GetClickToOpenRate(), 1e-9)
 	require.NotNil(t, st.GetRefreshTime())
+	require.Equal(t, refreshed, st.GetRefreshTime().AsTime())
 
 	// A campaign of another domain and a made-up one: the same NOT_FOUND.
 	for _, id := range []uuid.UUID{elsewhere, uuid.New()} {
@@ -123,6 +128,31 @@ func TestGetCampaignStats(t *testing.T) {
 	dir.mu.Unlock()
 	_, err = client.GetCampaignStats(ctx, req)
 	requireCode(t, err, codes.Unavailable, "the owning service did not answer: retry later")
+}
+
+// cancelledCampaigns stands in for the campaign service's client of a caller that gave up:
+// the call ends with the status gRPC gives a cancelled call.
+type cancelledCampaigns struct {
+	campaignv1.CampaignServiceClient
+}
+
+func (cancelledCampaigns) GetCampaign(context.Context, *campaignv1.GetCampaignRequest, ...grpc.CallOption) (*campaignv1.GetCampaignResponse, error) {
+	return nil, status.Error(codes.Canceled, "context canceled")
+}
+
+// A caller that gives up while the campaign is looked up is answered CANCELED, not as a
+// failure of the service. The handler is called directly: over a connection the client's own
+// cancellation would hide the server's answer.
+func TestGetCampaignStats_callerGivesUp(t *testing.T) {
+	t.Parallel()
+	tn := tenancy.Tenant{CompanyID: uuid.New(), WorkspaceID: uuid.New(), DomainID: uuid.New()}
+	srv := grpcapi.NewStats(stats.New(nil, nil), directory.New(cancelledCampaigns{}, nil), time.Now, zaptest.NewLogger(t))
+	ctx, cancel := context.WithCancel(tenancy.WithPrincipal(t.Context(), tenancy.Principal{Subject: "user", CompanyID: tn.CompanyID}))
+	cancel()
+	_, err := srv.GetCampaignStats(ctx, &eventsv1.GetCampaignStatsRequest{
+		WorkspaceId: tn.WorkspaceID.String(), DomainId: tn.DomainID.String(), CampaignId: uuid.NewString(),
+	})
+	requireCode(t, err, codes.Canceled, "request cancelled")
 }
 
 func TestListDailyStats(t *testing.T) {

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/jackc/pgx/v5"
 )
@@ -52,14 +51,18 @@ type Day struct {
 // Reader reads the rollup as events-ingest's role, inside transactions scoped to the tenant
 // (row-level security), and names the domain in every query too, for the index.
 type Reader struct {
-	db    tenancy.Beginner
-	flags flags.Provider
+	db          tenancy.Beginner
+	partitioned Partitioned
 }
 
-// New returns a reader on db (a pool). fp tells which table a recipient's timeline is read
-// from (flag events_partitioned_storage, as the store writes); nil means the legacy one.
-func New(db tenancy.Beginner, fp flags.Provider) *Reader {
-	return &Reader{db: db, flags: fp}
+// Partitioned reports whether the events of a tenant are written to the time-partitioned
+// table (the store's Partitioned, which asks the flag events_partitioned_storage).
+type Partitioned func(ctx context.Context, t tenancy.Tenant) bool
+
+// New returns a reader on db (a pool). partitioned tells which table a recipient's timeline
+// is read from, as the store decides where it writes; nil means the legacy one.
+func New(db tenancy.Beginner, partitioned Partitioned) *Reader {
+	return &Reader{db: db, partitioned: partitioned}
 }
 
 const countColumns = `coalesce(sum(total), 0), coalesce(sum(sent), 0), coalesce(sum(delivered), 0),

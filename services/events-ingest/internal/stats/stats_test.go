@@ -12,6 +12,7 @@ import (
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	"github.com/heraldmail/herald/services/events-ingest/internal/stats"
+	"github.com/heraldmail/herald/services/events-ingest/internal/store"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -35,7 +36,7 @@ func setup(t *testing.T) (*stats.Reader, bundle) {
 	dbURL := pgtest.URL(t)
 	pool := pgtest.Open(t, pgtest.URLAs(t, dbURL, migrations.RoleEvents))
 	fp := flagstest.New(t)
-	return stats.New(pool, fp), bundle{admin: pgtest.Open(t, dbURL), tenant: newTenant(), flags: fp}
+	return stats.New(pool, store.New(pool, nil, store.WithFlags(fp)).Partitioned), bundle{admin: pgtest.Open(t, dbURL), tenant: newTenant(), flags: fp}
 }
 
 func newTenant() tenancy.Tenant {
@@ -141,6 +142,8 @@ func TestCampaignStats(t *testing.T) {
 		Bounces: 2, Complaints: 1, Unsubscribes: 2}, got.Counts)
 	require.Equal(t, [4]int64{4, 3, 2, 1}, [4]int64{got.UniqueOpens, got.UniqueHumanOpens, got.UniqueClicks, got.UniqueHumanClicks})
 	require.False(t, got.RefreshedAt.IsZero())
+	// The uniques were counted after the rollup rows (written now): the later time.
+	require.Equal(t, time.Date(2031, time.January, 15, 10, 0, 0, 0, time.UTC), got.RefreshedAt)
 	require.Equal(t, stats.Rates{Delivery: 0.8, Open: 0.5, HumanOpen: 0.375, Click: 0.25, HumanClick: 0.125, ClickToOpen: 0.5,
 		Bounce: 0.2, Complaint: 0.125, Unsubscribe: 0.25}, got.Rates())
 

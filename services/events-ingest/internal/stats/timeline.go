@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/heraldmail/herald/libs/flags"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/jackc/pgx/v5"
 )
@@ -18,6 +17,12 @@ const (
 	DefaultPageSize = 50
 	MaxPageSize     = 500
 )
+
+// ValidPageSize reports whether Timeline takes n as a page size: 1 to MaxPageSize, or 0 for
+// DefaultPageSize.
+func ValidPageSize(n int) bool {
+	return n >= 0 && n <= MaxPageSize
+}
 
 // Event is one event of a recipient's timeline.
 type Event struct {
@@ -95,7 +100,7 @@ func (r *Reader) Timeline(ctx context.Context, t tenancy.Tenant, recipient uuid.
 	switch {
 	case recipient == uuid.Nil:
 		return Page{}, fmt.Errorf("timeline: a recipient id is required: %w", ErrInvalid)
-	case pageSize < 0 || pageSize > MaxPageSize:
+	case !ValidPageSize(pageSize):
 		return Page{}, fmt.Errorf("timeline: page size must be between 1 and %d: %w", MaxPageSize, ErrInvalid)
 	case pageSize == 0:
 		pageSize = DefaultPageSize
@@ -105,7 +110,7 @@ func (r *Reader) Timeline(ctx context.Context, t tenancy.Tenant, recipient uuid.
 		return Page{}, fmt.Errorf("timeline: %w", err)
 	}
 	query := timelineLegacy
-	if r.partitioned(ctx, t) {
+	if r.partitioned != nil && r.partitioned(ctx, t) {
 		query = timelinePartitioned
 	}
 	var at *time.Time
@@ -137,10 +142,4 @@ func (r *Reader) Timeline(ctx context.Context, t tenancy.Tenant, recipient uuid.
 		page.Next = cursor{At: last.OccurredAt, ID: last.ID, Recipient: recipient}.token()
 	}
 	return page, nil
-}
-
-// partitioned reports whether events-ingest writes the events of t to the time-partitioned
-// table (flag events_partitioned_storage), as the store decides.
-func (r *Reader) partitioned(ctx context.Context, t tenancy.Tenant) bool {
-	return r.flags != nil && r.flags.Enabled(ctx, flags.EventsPartitionedStorage, flags.Scope{CompanyID: t.CompanyID, WorkspaceID: t.WorkspaceID})
 }

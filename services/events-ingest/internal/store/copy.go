@@ -11,10 +11,10 @@ import (
 )
 
 // copyStagingSQL copies a batch into the staging table in PostgreSQL's binary COPY format.
-var copyStagingSQL = `COPY ` + stagingTable + ` (` + strings.Join(stagingColumns, ", ") + `) FROM STDIN (FORMAT binary)`
+var copyStagingSQL = `COPY ` + stagingTable + ` (` + strings.Join(stagingColumns[:], ", ") + `) FROM STDIN (FORMAT binary)`
 
-// stagingFields is the number of fields of a row: len(stagingColumns) (a test checks).
-const stagingFields = 10
+// stagingFields is the number of fields of a row.
+const stagingFields = uint16(len(stagingColumns))
 
 // copySignature starts a binary COPY stream; the flags and the header extension's length
 // (both zero) follow it.

@@ -18,7 +18,6 @@ import (
 // beyond ASCII, empty text, both booleans; and an empty batch is a valid stream of no rows.
 func TestEncodeStaging(t *testing.T) {
 	t.Parallel()
-	require.Len(t, stagingColumns, stagingFields)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgtest.URL(t))
 	require.NoError(t, err)

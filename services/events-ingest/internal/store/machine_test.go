@@ -130,7 +130,7 @@ func TestInsert_machineTimingWithinBatch(t *testing.T) {
 }
 
 // Another tenant's delivery of the same campaign and recipient ids is not this tenant's: the
-// look-up runs under row-level security.
+// look-up reads only the tenant's own events.
 func TestInsert_machineHistoryIsTheTenants(t *testing.T) {
 	t.Parallel()
 	eachStorage(t, func(t *testing.T, s *store.Store, b bundle) {

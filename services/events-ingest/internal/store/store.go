@@ -35,6 +35,7 @@ import (
 	"github.com/heraldmail/herald/libs/machine"
 	"github.com/heraldmail/herald/libs/tenancy"
 	"github.com/heraldmail/herald/services/events-ingest/internal/events"
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -48,7 +49,8 @@ import (
 // every transaction, it cost catalog writes and a new plan of the insert per batch.
 const stagingTable = "email_events_staging"
 
-var stagingColumns = []string{
+// stagingColumns are the columns of stagingTable, in the order a batch is copied in.
+var stagingColumns = [...]string{
 	"id", "type", "campaign_id", "recipient_id", "occurred_at", "user_agent", "ip", "url", "bounce_class", "is_machine",
 }
 
@@ -208,7 +210,7 @@ func (m *Metrics) count(ctx context.Context, err error) {
 	switch {
 	case err == nil:
 		m.lookups.WithLabelValues(lookupOK).Inc()
-	case ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == "57014": // query_canceled
+	case ctx.Err() == nil && errors.As(err, &pgErr) && pgErr.Code == pgerrcode.QueryCanceled:
 		m.lookups.WithLabelValues(lookupTimeout).Inc()
 	default:
 		m.lookups.WithLabelValues(lookupFailed).Inc()
@@ -405,10 +407,10 @@ func (s *Store) history(ctx context.Context, tx pgx.Tx, t tenancy.Tenant, ls []e
 	from := ls[0].From
 	for _, l := range ls {
 		byPair[l.Pair] = l
-		recipients = append(recipients, pgUUID(l.RecipientID, true))
+		recipients = append(recipients, pgUUID(l.RecipientID))
 		if !seen[l.CampaignID] {
 			seen[l.CampaignID] = true
-			campaigns = append(campaigns, pgUUID(l.CampaignID, true))
+			campaigns = append(campaigns, pgUUID(l.CampaignID))
 		}
 		if l.From.Before(from) {
 			from = l.From
@@ -475,22 +477,22 @@ func (s *Store) createPartitions(ctx context.Context, evs []events.Event) error 
 // duplicate reports whether err is PostgreSQL's refusal of a row whose key is stored.
 func duplicate(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.UniqueViolation
 }
 
 // noPartition reports whether err is PostgreSQL's refusal of a row for which the
 // partitioned table has no partition.
 func noPartition(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23514" && strings.HasPrefix(pgErr.Message, "no partition of relation")
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.CheckViolation && strings.HasPrefix(pgErr.Message, "no partition of relation")
 }
 
 // pgUUID is a uuid as pgx encodes and decodes it in binary directly. uuid.UUID and
 // uuid.NullUUID go through their driver.Valuer (a string to parse back) after pgx has tried
 // and given up on other plans, building an error each time: for arrays of thousands of ids
 // that adds up.
-func pgUUID(id uuid.UUID, valid bool) pgtype.UUID {
-	return pgtype.UUID{Bytes: id, Valid: valid}
+func pgUUID(id uuid.UUID) pgtype.UUID {
+	return pgtype.UUID{Bytes: id, Valid: true}
 }
 
 // beginner adapts a tenancy.Beginner to pgx.BeginFunc.
