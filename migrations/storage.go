@@ -261,10 +261,11 @@ func StorageStatus(ctx context.Context, databaseURL string) (StorageState, error
 // The recipient index of events.engagement_events: a recipient's events in
 // time order within a domain. events-ingest reads the recent events of a
 // batch's recipients with it (machine traffic), a recipient's timeline reads
-// it newest first. It is made by the storage setup rather than a migration:
-// it must be built without blocking writes, partition by partition (whose
-// names depend on the date) on the partitioned table, chunk by chunk on a
-// hypertable (timescale.go).
+// it newest first. It is made by the storage setup rather than a migration,
+// one part at a time: partition by partition (whose names depend on the
+// date) on the partitioned table, each built concurrently, without blocking
+// writes; chunk by chunk on a hypertable, where writes to the chunk being
+// indexed, the current one included, wait for its build (timescale.go).
 const (
 	// RecipientIndex is the index's name on events.engagement_events.
 	RecipientIndex = "engagement_events_domain_id_recipient_id_created_at_idx"
@@ -302,11 +303,45 @@ const indexValidSQL = `SELECT x.indisvalid FROM pg_catalog.pg_index AS x WHERE x
 // storageSessionSQL sets the session of the storage setup's index builds as
 // a migration file with CREATE INDEX CONCURRENTLY would (ZD008, ZD009): lock
 // waits fail after 5 s rather than stall traffic behind them, and a build may
-// take as long as it needs (it holds only a lock that lets writes go on).
+// take as long as it needs.
 const (
 	storageSessionSQL      = `SET lock_timeout = '5s'; SET statement_timeout = 0`
 	storageSessionResetSQL = `RESET lock_timeout; RESET statement_timeout`
 )
+
+// withIndexSession runs fn in the session of the storage setup's index
+// builds (storageSessionSQL) and resets the session after it, even when ctx
+// is done, as conn goes on to other steps.
+func withIndexSession(ctx context.Context, conn *pgx.Conn, fn func() error) (err error) {
+	if _, err := conn.Exec(ctx, storageSessionSQL); err != nil {
+		return fmt.Errorf("storage setup: %w", err)
+	}
+	defer func() {
+		if _, rerr := conn.Exec(context.WithoutCancel(ctx), storageSessionResetSQL); rerr != nil && err == nil {
+			err = fmt.Errorf("storage setup: %w", rerr)
+		}
+	}()
+	return fn()
+}
+
+// dropIfInvalid reads whether the index (qualified) exists and is valid, and
+// runs drop, a DROP INDEX ... IF EXISTS of it, when it exists but is invalid:
+// left over by an interrupted build, it is unusable, and CREATE INDEX IF NOT
+// EXISTS would keep it. valid says whether a valid index of that name is
+// there.
+func dropIfInvalid(ctx context.Context, conn *pgx.Conn, index, drop string) (valid bool, err error) {
+	var v *bool
+	if err := conn.QueryRow(ctx, indexValidSQL, index).Scan(&v); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("look up %s: %w", index, err)
+	}
+	if v != nil && !*v {
+		if _, err := conn.Exec(ctx, drop); err != nil {
+			return false, fmt.Errorf("drop the invalid %s: %w", index, err)
+		}
+		return false, nil
+	}
+	return v != nil, nil
+}
 
 // storageSchemaSQL is the SQL of the storage setup that shapes the schema
 // beyond the partitions, for Fingerprint.
@@ -368,45 +403,40 @@ func recipientIndexPending(ctx context.Context, q rowsQuerier) (exists bool, lac
 // attached. It runs outside a transaction (CONCURRENTLY needs it) and returns
 // the partitions whose index it built.
 func setupRecipientIndex(ctx context.Context, conn *pgx.Conn, log *zap.Logger) (built []string, err error) {
-	if _, err := conn.Exec(ctx, storageSessionSQL); err != nil {
-		return nil, fmt.Errorf("storage setup: %w", err)
-	}
-	defer func() {
-		if _, rerr := conn.Exec(context.WithoutCancel(ctx), storageSessionResetSQL); rerr != nil && err == nil {
-			err = fmt.Errorf("storage setup: %w", rerr)
+	err = withIndexSession(ctx, conn, func() error {
+		if _, err := conn.Exec(ctx, recipientIndexParentSQL); err != nil {
+			return fmt.Errorf("storage setup: create index %s: %w", RecipientIndex, err)
 		}
-	}()
-	if _, err := conn.Exec(ctx, recipientIndexParentSQL); err != nil {
-		return nil, fmt.Errorf("storage setup: create index %s: %w", RecipientIndex, err)
-	}
-	_, lacking, err := recipientIndexPending(ctx, conn)
-	if err != nil {
-		return nil, fmt.Errorf("storage setup: %w", err)
-	}
-	for _, part := range lacking {
-		ok, err := attachRecipientIndex(ctx, conn, part)
+		_, lacking, err := recipientIndexPending(ctx, conn)
 		if err != nil {
-			return built, fmt.Errorf("storage setup: index %s of events.%s: %w", RecipientIndex, part, err)
+			return fmt.Errorf("storage setup: %w", err)
 		}
-		if !ok {
-			// Dropped meanwhile by the retention job: nothing to index.
-			log.Info("storage setup: partition dropped during the index build", zap.String("partition", part))
-			continue
+		for _, part := range lacking {
+			ok, err := attachRecipientIndex(ctx, conn, part)
+			if err != nil {
+				return fmt.Errorf("storage setup: index %s of events.%s: %w", RecipientIndex, part, err)
+			}
+			if !ok {
+				// Dropped meanwhile by the retention job: nothing to index.
+				log.Info("storage setup: partition dropped during the index build", zap.String("partition", part))
+				continue
+			}
+			built = append(built, part)
 		}
-		built = append(built, part)
-	}
-	var valid bool
-	if err := conn.QueryRow(ctx, indexValidSQL, pgx.Identifier{"events", RecipientIndex}.Sanitize()).Scan(&valid); err != nil {
-		return built, fmt.Errorf("storage setup: look up index %s: %w", RecipientIndex, err)
-	}
-	if !valid {
-		// Only when a partition was dropped before its index was attached: every
-		// partition has its index (the queries use those), but PostgreSQL marks the
-		// parent's valid only on an attach that completes the set.
-		log.Warn("storage setup: index stays marked invalid on events.engagement_events though every partition has its own",
-			zap.String("index", RecipientIndex))
-	}
-	return built, nil
+		var valid bool
+		if err := conn.QueryRow(ctx, indexValidSQL, pgx.Identifier{"events", RecipientIndex}.Sanitize()).Scan(&valid); err != nil {
+			return fmt.Errorf("storage setup: look up index %s: %w", RecipientIndex, err)
+		}
+		if !valid {
+			// Only when a partition was dropped before its index was attached: every
+			// partition has its index (the queries use those), but PostgreSQL marks the
+			// parent's valid only on an attach that completes the set.
+			log.Warn("storage setup: index stays marked invalid on events.engagement_events though every partition has its own",
+				zap.String("index", RecipientIndex))
+		}
+		return nil
+	})
+	return built, err
 }
 
 // attachRecipientIndex builds the recipient index of partition concurrently,
@@ -423,19 +453,11 @@ func attachRecipientIndex(ctx context.Context, conn *pgx.Conn, partition string)
 		}
 		return false, err
 	}
-	var valid *bool
-	if err := conn.QueryRow(ctx, indexValidSQL, index).Scan(&valid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("look up %s: %w", index, err)
+	valid, err := dropIfInvalid(ctx, conn, index, "DROP INDEX CONCURRENTLY IF EXISTS "+index)
+	if err != nil {
+		return gone(err)
 	}
-	if valid != nil && !*valid {
-		// Left over by an interrupted concurrent build: unusable, and IF NOT EXISTS
-		// would keep it.
-		if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+index); err != nil {
-			return gone(fmt.Errorf("drop the invalid %s: %w", index, err))
-		}
-		valid = nil
-	}
-	if valid == nil {
+	if !valid {
 		if _, err := conn.Exec(ctx, "CREATE INDEX CONCURRENTLY IF NOT EXISTS "+name+" ON "+table+" ("+recipientIndexColumns+")"); err != nil {
 			return gone(fmt.Errorf("build %s: %w", index, err))
 		}

@@ -15,7 +15,6 @@ package migrations
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -80,29 +79,17 @@ var timescaleIndex = timescaleStep{
 // interrupted build is dropped first: TimescaleDB drops a hypertable's index
 // only with a plain DROP INDEX, which waits at most lock_timeout for its
 // lock and then holds it for a moment.
-func setupTimescaleIndex(ctx context.Context, conn *pgx.Conn) (err error) {
-	if _, err := conn.Exec(ctx, storageSessionSQL); err != nil {
-		return fmt.Errorf("storage setup: %w", err)
-	}
-	defer func() {
-		if _, rerr := conn.Exec(context.WithoutCancel(ctx), storageSessionResetSQL); rerr != nil && err == nil {
-			err = fmt.Errorf("storage setup: %w", rerr)
+func setupTimescaleIndex(ctx context.Context, conn *pgx.Conn) error {
+	return withIndexSession(ctx, conn, func() error {
+		index := pgx.Identifier{"events", RecipientIndex}.Sanitize()
+		if _, err := dropIfInvalid(ctx, conn, index, "DROP INDEX IF EXISTS "+index); err != nil {
+			return fmt.Errorf("storage setup: %w", err)
 		}
-	}()
-	index := pgx.Identifier{"events", RecipientIndex}.Sanitize()
-	var valid *bool
-	if err := conn.QueryRow(ctx, indexValidSQL, index).Scan(&valid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("storage setup: look up %s: %w", index, err)
-	}
-	if valid != nil && !*valid {
-		if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+index); err != nil {
-			return fmt.Errorf("storage setup: drop the invalid %s: %w", index, err)
+		if _, err := conn.Exec(ctx, timescaleIndex.sql); err != nil {
+			return fmt.Errorf("storage setup: %s: %w", timescaleIndex.what, err)
 		}
-	}
-	if _, err := conn.Exec(ctx, timescaleIndex.sql); err != nil {
-		return fmt.Errorf("storage setup: %s: %w", timescaleIndex.what, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // setupTimescale runs the TimescaleDB setup in one transaction: the

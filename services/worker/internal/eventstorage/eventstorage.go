@@ -3,9 +3,14 @@
 //
 //   - partitions: the weekly partitions from a week back to four weeks ahead exist
 //     (events.create_engagement_partitions);
-//   - rollup: the daily rollup events.email_events_daily holds, for the last RollupDays days
-//     and today, exactly the counts of the events (late events included: those days are
-//     recounted, so a run that repeats changes nothing);
+//   - rollup: from the table events-ingest writes (events.engagement_events while the flag
+//     events_partitioned_storage is on, else the legacy events.email_events), in one
+//     transaction, it recounts the last RollupDays days and today into the daily rollup
+//     events.email_events_daily (events up to RollupDays days late included), records each
+//     campaign recipient's first open and click, in all and by a human, in
+//     events.campaign_recipient_engagement (a time only ever moves earlier), and recounts
+//     events.campaign_engagement_uniques for the campaigns whose first times moved; a run that
+//     repeats leaves every count as it was;
 //   - retention: the partitions whose every event is older than the retention period are
 //     detached and dropped (events.drop_engagement_partitions).
 //
@@ -50,10 +55,9 @@ const (
 	rollupWorkMem = "256MB"
 )
 
-// Schedules of the periodic jobs.
+// Schedules of the periodic jobs; the rollup's is the worker's EVENT_ROLLUP_INTERVAL.
 const (
 	PartitionsEvery = time.Hour
-	RollupEvery     = 15 * time.Minute // EVENT_ROLLUP_INTERVAL
 	RetentionEvery  = 6 * time.Hour
 )
 
@@ -117,12 +121,9 @@ func (j *Jobs) Register(workers *river.Workers) error {
 	)
 }
 
-// PeriodicJobs returns the schedules of the three jobs, the rollup every rollupEvery (0 means
-// RollupEvery); each runs once at start too.
+// PeriodicJobs returns the schedules of the three jobs, the rollup every rollupEvery; each
+// runs once at start too.
 func PeriodicJobs(rollupEvery time.Duration) []*river.PeriodicJob {
-	if rollupEvery <= 0 {
-		rollupEvery = RollupEvery
-	}
 	job := func(every time.Duration, args river.JobArgs) *river.PeriodicJob {
 		return river.NewPeriodicJob(river.PeriodicInterval(every), func() (river.JobArgs, *river.InsertOpts) {
 			return args, nil

@@ -232,6 +232,27 @@ func uniques(t *testing.T, pool *pgxpool.Pool, domain uuid.UUID, campaign uuid.N
 	return u
 }
 
+// refreshedAt reads when the unique counts of a campaign were last written.
+func refreshedAt(t *testing.T, pool *pgxpool.Pool, domain uuid.UUID, campaign uuid.NullUUID) time.Time {
+	t.Helper()
+	var at time.Time
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT refreshed_at FROM events.campaign_engagement_uniques
+		WHERE domain_id = $1 AND campaign_id = $2`, domain, campaign).Scan(&at))
+	return at
+}
+
+// daily reads the daily rollup of a campaign, oldest day first.
+func daily(t *testing.T, pool *pgxpool.Pool, domain uuid.UUID, campaign uuid.NullUUID) []row {
+	t.Helper()
+	r, err := pool.Query(context.Background(), `
+		SELECT domain_id, campaign_id, day, total, opens, opens_machine, clicks, clicks_machine, sent, bounces
+		FROM events.email_events_daily WHERE domain_id = $1 AND campaign_id = $2 ORDER BY day`, domain, campaign)
+	require.NoError(t, err)
+	out, err := pgx.CollectRows(r, scanRow)
+	require.NoError(t, err)
+	return out
+}
+
 // TestRollupCountsUniqueOpensAndClicks: a recipient who opens on several days, or opens
 // again in a later run's window, is one unique opener; a machine open makes a unique opener
 // but not a human one until a human open comes; the counts of two tenants stay apart. With the
@@ -273,11 +294,26 @@ func TestRollupCountsUniqueOpensAndClicks(t *testing.T) {
 		}
 		require.Equal(t, want, uniques(t, b.admin, a[2], campaign))
 		require.Equal(t, [4]int64{1, 1, 0, 0}, uniques(t, b.admin, other[2], campaign))
+		// The daily counts come from the same table: with the flag off, no open is a machine one.
+		var machineOpens int64
+		if on {
+			machineOpens = 1
+		}
+		wantDaily := []row{
+			{Domain: a[2], Campaign: campaign, Day: day(2, 0), Total: 1, Opens: 1},
+			{Domain: a[2], Campaign: campaign, Day: day(1, 0), Total: 4, Opens: 2, OpensM: machineOpens, Clicks: 1},
+			{Domain: a[2], Campaign: campaign, Day: day(0, 0), Total: 1, Clicks: 1},
+		}
+		require.Equal(t, wantDaily, daily(t, b.admin, a[2], campaign))
 
-		// Again: nothing changes. Then a human open of r2 and a late open of r1 (earlier than
-		// its first): r2 becomes a human opener, r1 stays one opener.
+		// Again: nothing changes, not even when the unique counts were written, since no first
+		// time moved. Then a human open of r2 and a late open of r1 (earlier than its first): r2
+		// becomes a human opener, r1 stays one opener.
+		refreshed := refreshedAt(t, b.admin, a[2], campaign)
 		b.run(t, jobs.EventRollupArgs{})
 		require.Equal(t, want, uniques(t, b.admin, a[2], campaign))
+		require.Equal(t, wantDaily, daily(t, b.admin, a[2], campaign))
+		require.True(t, refreshed.Equal(refreshedAt(t, b.admin, a[2], campaign)), "the unique counts were not written again")
 		insert(t, b.admin,
 			event{tenant: a, campaign: campaign, recipient: r2, typ: "open", at: day(0, 6)},
 			event{tenant: a, campaign: campaign, recipient: r1, typ: "open", at: day(3, 0)},
@@ -323,13 +359,15 @@ func rows(t *testing.T, pool *pgxpool.Pool, sql string, from, to time.Time) []ro
 	t.Helper()
 	r, err := pool.Query(context.Background(), sql, from, to)
 	require.NoError(t, err)
-	out, err := pgx.CollectRows(r, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		err := r.Scan(&x.Domain, &x.Campaign, &x.Day, &x.Total, &x.Opens, &x.OpensM, &x.Clicks, &x.ClicksM, &x.Sent, &x.B)
-		return x, err
-	})
+	out, err := pgx.CollectRows(r, scanRow)
 	require.NoError(t, err)
 	return out
+}
+
+func scanRow(r pgx.CollectableRow) (row, error) {
+	var x row
+	err := r.Scan(&x.Domain, &x.Campaign, &x.Day, &x.Total, &x.Opens, &x.OpensM, &x.Clicks, &x.ClicksM, &x.Sent, &x.B)
+	return x, err
 }
 
 func TestRollupMatchesRecount(t *testing.T) {
@@ -406,5 +444,5 @@ func TestPeriodicJobsAreUniqueWhileWaiting(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, next.UniqueSkippedAsDuplicate, "%s: a completed job does not hold the next period back", args.Kind())
 	}
-	require.Len(t, eventstorage.PeriodicJobs(0), 3)
+	require.Len(t, eventstorage.PeriodicJobs(15*time.Minute), 3)
 }
