@@ -162,7 +162,7 @@ EOF
 
 pg_start() {
 	if [[ "$(id -u)" -ne 0 && -d "$PG_DATA" && ! -O "$PG_DATA" ]]; then
-		die "${PG_DATA#"$ROOT"/} belongs to $(stat -c %U "$PG_DATA"), not $(id -un); remove .dev/pg or run as that user"
+		die "${PG_DATA#"$ROOT"/} belongs to $(stat -c %U "$PG_DATA"), not $(id -un); remove ${PG_DIR#"$ROOT"/} or run as that user"
 	fi
 	if [[ ! -f "$PG_DATA/PG_VERSION" ]]; then
 		pg_init
@@ -192,12 +192,14 @@ pg_start() {
 	fi
 }
 
+# pg_stop stops the cluster when it runs, its log lines calling it $1 (PostgreSQL by default).
 pg_stop() {
+	local what="${1:-PostgreSQL}"
 	if pg_running; then
-		log "stopping PostgreSQL"
+		log "stopping $what"
 		as_pg_owner "$(pg_bin pg_ctl)" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null
 	else
-		log "PostgreSQL not running"
+		log "$what not running"
 	fi
 }
 
@@ -251,8 +253,7 @@ EOF
 bench_pg_stop() {
 	use_bench_cluster
 	pg_running || return 0
-	log "stopping the benchmark PostgreSQL"
-	as_pg_owner "$(pg_bin pg_ctl)" stop -D "$PG_DATA" -m fast -w -t 60 >/dev/null
+	pg_stop "the benchmark PostgreSQL"
 }
 
 redis_cli() {
@@ -385,10 +386,18 @@ cmd_status() {
 	return "$rc"
 }
 
-cmd_env() {
+# test_env prints the variables the tests find their servers by (migrations/pgtest): the
+# cluster of the pg_* functions and Redis.
+test_env() {
 	cat <<EOF
 export HERALD_TEST_DATABASE_URL='postgres://$PG_SUPERUSER@$HOST:$PG_PORT/postgres?sslmode=disable'
 export HERALD_TEST_REDIS_ADDR='$HOST:$REDIS_PORT'
+EOF
+}
+
+cmd_env() {
+	test_env
+	cat <<EOF
 export DATABASE_URL='postgres://$PG_SUPERUSER@$HOST:$PG_PORT/$PG_DEV_DATABASE?sslmode=disable'
 export REDIS_HOST='$HOST'
 export REDIS_PORT='$REDIS_PORT'
@@ -404,10 +413,7 @@ cmd_bench_start() {
 # the test cluster: benchmarks find their server the way tests do (migrations/pgtest).
 cmd_bench_env() {
 	use_bench_cluster
-	cat <<EOF
-export HERALD_TEST_DATABASE_URL='postgres://$PG_SUPERUSER@$HOST:$PG_PORT/postgres?sslmode=disable'
-export HERALD_TEST_REDIS_ADDR='$HOST:$REDIS_PORT'
-EOF
+	test_env
 }
 
 usage() {

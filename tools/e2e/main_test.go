@@ -172,7 +172,7 @@ func startSystem(tb *mainTB, redisAddr, sentryDSN string) (s *system, err error)
 		}
 	}()
 	for _, name := range serviceNames() {
-		env, err := serviceEnv(layout[name], s.deps)
+		env, err := serviceEnv(name, layout[name], s.deps)
 		if err != nil {
 			return nil, err
 		}

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/migrations"
-	"github.com/heraldmail/herald/tools/internal/workspace"
+	"github.com/heraldmail/herald/migrations/lint"
 )
 
 // serviceNames lists the five processes.
@@ -42,7 +42,7 @@ func grpcServiceNames() map[string]string {
 
 // buildServices compiles every service into dir with one go build in the workspace.
 func buildServices(ctx context.Context, dir string) error {
-	root, err := workspace.Root()
+	root, err := lint.RepoRoot(".")
 	if err != nil {
 		return err
 	}
@@ -110,16 +110,17 @@ type deps struct {
 	trackingSecret string
 	webhookSecret  string
 	sentryDSN      string
-	// grpcAddrs maps a gRPC service process to its address, for the gateway and the worker.
+	// grpcAddrs maps a gRPC service process to its address, for the processes that call
+	// another: the gateway, events-ingest and the worker.
 	grpcAddrs  map[string]string
 	drainDelay time.Duration
 	// env holds further variables of the process (tuning of one test's own process).
 	env map[string]string
 }
 
-// serviceEnv is the environment of a service process. Nothing is inherited from the test's
-// own environment.
-func serviceEnv(p ports, d deps) (map[string]string, error) {
+// serviceEnv is the environment of the service process name. Nothing is inherited from the
+// test's own environment.
+func serviceEnv(name string, p ports, d deps) (map[string]string, error) {
 	host, port, err := net.SplitHostPort(d.redisAddr)
 	if err != nil {
 		return nil, fmt.Errorf("redis address %q: %w", d.redisAddr, err)
@@ -163,14 +164,14 @@ func serviceEnv(p ports, d deps) (map[string]string, error) {
 		// isolation suite above all); the rate limit has tests of its own.
 		env["RATE_LIMIT_BURST"] = "10000"
 	}
-	if p.grpc == 0 && p.http == 0 {
-		// The worker: statistics are recounted every second, so that tests see their events
-		// counted within moments.
+	if name == "worker" {
+		// Statistics are recounted every second, so that tests see their events counted
+		// within moments.
 		env["EVENT_ROLLUP_INTERVAL"] = "1s"
 	}
 	maps.Copy(env, d.env)
-	for name, addr := range d.grpcAddrs {
-		switch name {
+	for svc, addr := range d.grpcAddrs {
+		switch svc {
 		case "campaign":
 			env["CAMPAIGN_GRPC_ADDR"] = addr
 		case "recipient":

@@ -30,7 +30,7 @@ func startOwn(t *testing.T, name string, d deps) *process {
 	default:
 		p.grpc = free[1]
 	}
-	env, err := serviceEnv(p, d)
+	env, err := serviceEnv(name, p, d)
 	require.NoError(t, err)
 	proc, err := startProcess(bin, name, p, env)
 	require.NoError(t, err)

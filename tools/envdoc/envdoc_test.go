@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/heraldmail/herald/migrations/lint"
 	"github.com/heraldmail/herald/tools/envdoc"
-	"github.com/heraldmail/herald/tools/internal/workspace"
 )
 
 // TestEnvExampleMatchesCode is the configuration-honesty check: every environment variable the
@@ -102,10 +102,10 @@ func TestParseExampleSkipsFreeText(t *testing.T) {
 	}, entries)
 }
 
-// repoRoot is the directory holding go.work (workspace.Root), or the test fails.
+// repoRoot is the directory holding go.work (lint.RepoRoot), or the test fails.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := workspace.Root()
+	root, err := lint.RepoRoot(".")
 	require.NoError(t, err)
 	return root
 }

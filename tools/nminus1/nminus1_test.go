@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/heraldmail/herald/tools/internal/workspace"
+	"github.com/heraldmail/herald/migrations/lint"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -21,10 +21,10 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// repoRoot is the directory holding go.work (workspace.Root), or the test fails.
+// repoRoot is the directory holding go.work (lint.RepoRoot), or the test fails.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := workspace.Root()
+	root, err := lint.RepoRoot(".")
 	require.NoError(t, err)
 	return root
 }

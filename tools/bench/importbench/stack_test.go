@@ -23,8 +23,8 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/libs/process/processtest"
+	"github.com/heraldmail/herald/migrations/lint"
 	"github.com/heraldmail/herald/migrations/pgtest"
-	"github.com/heraldmail/herald/tools/internal/workspace"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -48,7 +48,7 @@ func binaries(tb testing.TB) string {
 		if build.err != nil {
 			return
 		}
-		root, err := workspace.Root()
+		root, err := lint.RepoRoot(".")
 		if err != nil {
 			build.err = err
 			return

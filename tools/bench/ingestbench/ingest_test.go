@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -81,23 +82,15 @@ func setup(b *testing.B, withGateway bool) *bench {
 	redisHost, redisPort, err := net.SplitHostPort(pgtest.RedisAddr(b))
 	require.NoError(b, err)
 	secret := randomSecret()
-	common := func(admin int) map[string]string {
-		return map[string]string{
-			"APP_ENV": "test", "LOG_LEVEL": "warn", "REDIS_HOST": redisHost, "REDIS_PORT": redisPort,
-			"JWT_SECRET": secret, "ADMIN_PORT": strconv.Itoa(admin), "DRAIN_DELAY": "0s",
-		}
-	}
 	bn := &bench{admin: pgtest.Open(b, dbURL)}
 	bn.durability = durability(b, bn.admin)
 
 	grpcPort, ingestAdmin := processtest.FreePort(b), processtest.FreePort(b)
-	env := common(ingestAdmin)
+	env := processEnv(redisHost, redisPort, secret, ingestAdmin)
 	env["GRPC_PORT"] = strconv.Itoa(grpcPort)
 	// Its own role, as in production: row-level security applies.
 	env["DATABASE_URL"] = pgtest.URLAs(b, dbURL, migrations.RoleEvents)
-	for k, v := range ingestEnv {
-		env[k] = v
-	}
+	maps.Copy(env, ingestEnv)
 	start(b, "events-ingest", ingestAdmin, env)
 	bn.ingestAddr = "127.0.0.1:" + strconv.Itoa(grpcPort)
 
@@ -108,7 +101,7 @@ func setup(b *testing.B, withGateway bool) *bench {
 		return bn
 	}
 	httpPort, gwAdmin := processtest.FreePort(b), processtest.FreePort(b)
-	env = common(gwAdmin)
+	env = processEnv(redisHost, redisPort, secret, gwAdmin)
 	env["PORT"] = strconv.Itoa(httpPort)
 	env["DATABASE_URL"] = dbURL
 	env["EVENTS_GRPC_ADDR"] = bn.ingestAddr
@@ -263,17 +256,9 @@ func (bn *bench) stored(b *testing.B) int {
 // one-INSERT-per-event baseline, which pays one commit per event, looks far faster than it is.
 func durability(b *testing.B, db *pgxpool.Pool) string {
 	b.Helper()
-	ctx := context.Background()
 	var fsync, syncCommit, fullPageWrites, version string
-	for _, s := range []struct {
-		name string
-		dst  *string
-	}{
-		{"fsync", &fsync}, {"synchronous_commit", &syncCommit}, {"full_page_writes", &fullPageWrites},
-		{"server_version", &version},
-	} {
-		require.NoError(b, db.QueryRow(ctx, "SHOW "+s.name).Scan(s.dst), "SHOW %s", s.name)
-	}
+	require.NoError(b, db.QueryRow(context.Background(), `SELECT current_setting('fsync'), current_setting('synchronous_commit'),
+		current_setting('full_page_writes'), current_setting('server_version')`).Scan(&fsync, &syncCommit, &fullPageWrites, &version))
 	out := fmt.Sprintf("PostgreSQL %s, fsync=%s synchronous_commit=%s full_page_writes=%s", version, fsync, syncCommit, fullPageWrites)
 	if fsync != "on" || syncCommit != "on" {
 		out += " (commits do not wait for the disk; in production they do)"

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldmail/herald/tools/internal/workspace"
+	"github.com/heraldmail/herald/migrations/lint"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -42,11 +42,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// binaries builds events-ingest and the gateway once and returns their directory.
+// binaries builds the services the benchmarks run once and returns their directory:
+// events-ingest and the gateway, and for BenchmarkCampaignStats the campaign service
+// (events-ingest asks it whether a campaign exists) and the worker (the rollup).
 func binaries(b *testing.B) string {
 	b.Helper()
 	bins.once.Do(func() {
-		root, err := workspace.Root()
+		root, err := lint.RepoRoot(".")
 		if err != nil {
 			bins.err = err
 			return
@@ -60,7 +62,8 @@ func binaries(b *testing.B) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
-			"./services/events-ingest/cmd/events-ingest", "./services/gateway/cmd/gateway")
+			"./services/events-ingest/cmd/events-ingest", "./services/gateway/cmd/gateway",
+			"./services/campaign/cmd/campaign", "./services/worker/cmd/worker")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			bins.err = fmt.Errorf("go build: %w\n%s", err, out)
@@ -68,6 +71,15 @@ func binaries(b *testing.B) string {
 	})
 	require.NoError(b, bins.err)
 	return bins.dir
+}
+
+// processEnv returns the environment every service a benchmark starts shares, its admin
+// listener on adminPort.
+func processEnv(redisHost, redisPort, secret string, adminPort int) map[string]string {
+	return map[string]string{
+		"APP_ENV": "test", "LOG_LEVEL": "warn", "REDIS_HOST": redisHost, "REDIS_PORT": redisPort,
+		"JWT_SECRET": secret, "ADMIN_PORT": strconv.Itoa(adminPort), "DRAIN_DELAY": "0s",
+	}
 }
 
 func randomSecret() string {

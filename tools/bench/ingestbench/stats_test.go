@@ -6,10 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +30,6 @@ import (
 	"github.com/heraldmail/herald/migrations"
 	"github.com/heraldmail/herald/migrations/pgtest"
 	eventsv1 "github.com/heraldmail/herald/proto/gen/go/herald/events/v1"
-	"github.com/heraldmail/herald/tools/internal/workspace"
 )
 
 // Shape of the campaign of BenchmarkCampaignStats: statsRecipients recipients, each sent one
@@ -68,37 +66,6 @@ const (
 	// is global, and the processes of the tests (database 0) must not see it.
 	statsRedisDB = 7
 )
-
-// statsBins holds the binaries BenchmarkCampaignStats needs beyond binaries(): the campaign
-// service (events-ingest asks it whether the campaign exists) and the worker (the rollup).
-var statsBins struct {
-	once sync.Once
-	err  error
-}
-
-// statsBinaries builds the campaign service and the worker beside binaries()' and returns
-// their directory.
-func statsBinaries(b *testing.B) string {
-	b.Helper()
-	dir := binaries(b)
-	statsBins.once.Do(func() {
-		root, err := workspace.Root()
-		if err != nil {
-			statsBins.err = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator),
-			"./services/campaign/cmd/campaign", "./services/worker/cmd/worker")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			statsBins.err = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	require.NoError(b, statsBins.err)
-	return dir
-}
 
 // statsBench is the system under BenchmarkCampaignStats: the gateway, the campaign service,
 // events-ingest and the worker on a database of their own, with a real tenant and campaign.
@@ -169,7 +136,7 @@ func BenchmarkCampaignStats(b *testing.B) {
 	url := sb.gatewayURL + "/v1/workspaces/" + sb.tenant.WorkspaceID.String() + "/domains/" + sb.tenant.DomainID.String() +
 		"/campaigns/" + sb.campaign.String() + "/stats"
 	var fromREST eventsv1.GetCampaignStatsResponse
-	require.NoError(b, protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(getStats(b, rest, url, sb.token), &fromREST))
+	require.NoError(b, protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(get(b, rest, url, sb.token), &fromREST))
 	require.Equal(b, want, countsOf(fromREST.GetStats()), "REST answers the counts of the events")
 
 	cc, err := rpc.Dial(sb.ingestAddr)
@@ -188,12 +155,12 @@ func BenchmarkCampaignStats(b *testing.B) {
 	var lat []time.Duration
 	for b.Loop() {
 		startAt := time.Now()
-		getStats(b, rest, url, sb.token)
+		get(b, rest, url, sb.token)
 		lat = append(lat, time.Since(startAt))
 	}
 	for len(lat) < statsMinRequests {
 		startAt := time.Now()
-		getStats(b, rest, url, sb.token)
+		get(b, rest, url, sb.token)
 		lat = append(lat, time.Since(startAt))
 	}
 	grpcLat := make([]time.Duration, 0, len(lat))
@@ -229,8 +196,9 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// getStats asks url for a campaign's statistics and returns the body.
-func getStats(b *testing.B, client *http.Client, url, token string) []byte {
+// get sends an authenticated GET to url and returns the body of its 200 answer.
+func get(b *testing.B, client *http.Client, url, token string) []byte {
+	b.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	require.NoError(b, err)
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -250,7 +218,7 @@ func getStats(b *testing.B, client *http.Client, url, token string) []byte {
 // campaign through the REST API. The worker starts once the events are loaded.
 func setupStats(b *testing.B) *statsBench {
 	b.Helper()
-	statsBinaries(b)
+	binaries(b)
 	dbURL := pgtest.URL(b)
 	redisAddr := pgtest.RedisAddr(b)
 	redisHost, redisPort, err := net.SplitHostPort(redisAddr)
@@ -266,20 +234,18 @@ func setupStats(b *testing.B) *statsBench {
 	campaignAddr := "127.0.0.1:" + strconv.Itoa(campaignPort)
 	sb.ingestAddr = "127.0.0.1:" + strconv.Itoa(ingestPort)
 	sb.processes = func(admin int) map[string]string {
-		return map[string]string{
-			"APP_ENV": "test", "LOG_LEVEL": "warn", "REDIS_HOST": redisHost, "REDIS_PORT": redisPort,
-			"REDIS_DB": strconv.Itoa(statsRedisDB), "JWT_SECRET": secret, "ADMIN_PORT": strconv.Itoa(admin),
-			"DRAIN_DELAY": "0s", "CAMPAIGN_GRPC_ADDR": campaignAddr, "RECIPIENT_GRPC_ADDR": recipientAddr,
-		}
+		env := processEnv(redisHost, redisPort, secret, admin)
+		maps.Copy(env, map[string]string{
+			"REDIS_DB": strconv.Itoa(statsRedisDB), "CAMPAIGN_GRPC_ADDR": campaignAddr, "RECIPIENT_GRPC_ADDR": recipientAddr,
+		})
+		return env
 	}
 	serve := func(name string, env map[string]string) {
 		admin := processtest.FreePort(b)
 		all := sb.processes(admin)
 		// Each service as its own role, as in production: row-level security applies.
 		all["DATABASE_URL"] = pgtest.URLAs(b, dbURL, migrations.ServiceRoles()[name])
-		for k, v := range env {
-			all[k] = v
-		}
+		maps.Copy(all, env)
 		start(b, name, admin, all)
 	}
 	serve("campaign", map[string]string{"GRPC_PORT": strconv.Itoa(campaignPort)})
@@ -344,15 +310,7 @@ func partitionedStorageOn(b *testing.B, addr string) {
 // as on.
 func (sb *statsBench) requireFlagOn(b *testing.B) {
 	b.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, sb.gatewayURL+"/v1/flags", nil)
-	require.NoError(b, err)
-	req.Header.Set("Authorization", "Bearer "+sb.token)
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(b, err)
-	defer func() { _ = res.Body.Close() }()
-	body, err := io.ReadAll(res.Body)
-	require.NoError(b, err)
-	require.Equal(b, http.StatusOK, res.StatusCode, "GET /v1/flags: %s", body)
+	body := get(b, http.DefaultClient, sb.gatewayURL+"/v1/flags", sb.token)
 	var list struct {
 		Flags []struct {
 			Name    string `json:"name"`

@@ -27,6 +27,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/heraldmail/herald/migrations"
+	"github.com/heraldmail/herald/migrations/lint"
 )
 
 // Time limits.
@@ -118,13 +119,9 @@ func newLogger(out *lineWriter) *zap.Logger {
 // run brings the stack up, serves until ctx ends or a service dies, and stops the services.
 // It returns nil after a requested stop.
 func run(ctx context.Context, log *zap.Logger) error {
-	cwd, err := os.Getwd()
+	root, err := lint.RepoRoot(".")
 	if err != nil {
-		return fmt.Errorf("working directory: %w", err)
-	}
-	root, err := findRoot(cwd)
-	if err != nil {
-		return err
+		return fmt.Errorf("%w: run from inside the repository (make dev)", err)
 	}
 	d := &devstack{
 		root:   root,

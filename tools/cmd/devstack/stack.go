@@ -15,20 +15,6 @@ import (
 	"strings"
 )
 
-// findRoot returns the directory holding go.work at or above dir.
-func findRoot(dir string) (string, error) {
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.work not found: run from inside the repository (make dev)")
-		}
-		dir = parent
-	}
-}
-
 // runScript runs a script of scripts/ with bash, its output going to out line by line.
 func runScript(ctx context.Context, root string, out io.Writer, script string, args ...string) error {
 	cmd := exec.CommandContext(ctx, "bash", append([]string{filepath.Join(root, "scripts", script)}, args...)...)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/heraldmail/herald/libs/flags"
+	"github.com/heraldmail/herald/migrations/lint"
 )
 
 // flagsImport is the import path of the flags package.
@@ -236,16 +237,9 @@ func newFlagCall(e ast.Expr) (string, bool) {
 
 // findRoot returns the first directory from dir upwards that holds go.work.
 func findRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
+	root, err := lint.RepoRoot(dir)
 	if err != nil {
-		return "", fmt.Errorf("find the repository root: %w", err)
+		return "", fmt.Errorf("%w: pass -root", err)
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.work above %s: pass -root", dir)
-		}
-	}
+	return root, nil
 }

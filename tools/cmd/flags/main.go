@@ -101,11 +101,7 @@ func runCheck(args []string, e env) error {
 		return errUsage
 	}
 	if *root == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return fmt.Errorf("working directory: %w", err)
-		}
-		r, err := findRoot(wd)
+		r, err := findRoot(".")
 		if err != nil {
 			return err
 		}
